@@ -1,0 +1,120 @@
+"""The coordinator's domain objects: sweeps, runs, workers and their states.
+
+Plain dataclasses, converted to and from protobuf once, at the servicer edge
+(``servicers/convert.py``), and to and from rows once, in ``store.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config.model import ParamPath, Value
+
+
+class RunState(enum.Enum):
+    PENDING = "PENDING"
+    ASSIGNED = "ASSIGNED"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+    LOST = "LOST"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_active(self) -> bool:
+        """Holds (or is about to hold) a worker slot."""
+        return self in (RunState.ASSIGNED, RunState.RUNNING)
+
+    @property
+    def is_ended(self) -> bool:
+        return self in ENDED_RUN_STATES
+
+
+ENDED_RUN_STATES = frozenset(
+    {RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.CANCELED}
+)
+
+
+class SweepState(enum.Enum):
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    FINISHED = "FINISHED"
+    STOPPED = "STOPPED"
+    CANCELED = "CANCELED"
+
+    @property
+    def creates_runs(self) -> bool:
+        return self is SweepState.RUNNING
+
+    @property
+    def is_ended(self) -> bool:
+        return self in (SweepState.FINISHED, SweepState.STOPPED, SweepState.CANCELED)
+
+
+@dataclass
+class Sweep:
+    id: str
+    config_text: str
+    state: SweepState
+    created_at: float
+    updated_at: float
+    name: str = ""
+    state_reason: str = ""
+    # How many runs were created so far; the next run is number ``run_count + 1``.
+    run_count: int = 0
+    # Set once the search space is exhausted, run_cap is reached or metric.target is hit:
+    # the sweep finishes when its last active run ends.
+    exhausted_reason: str = ""
+
+
+@dataclass
+class Run:
+    id: str
+    sweep_id: str
+    number: int
+    state: RunState
+    # The point as search sees it (flattened paths) and as the program sees it (nested).
+    point: dict[ParamPath, Value]
+    params: dict[str, Any]
+    created_at: float
+    attempt: int = 0
+    worker_id: str = ""
+    argv: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    reason: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    summary: dict[str, float] = field(default_factory=dict)
+    # Index of the next metric record expected; records below it are already stored.
+    next_record_index: int = 0
+    predicted_mean: float | None = None
+    predicted_std: float | None = None
+    # Coordinator-clock time after which an ASSIGNED/RUNNING run without a heartbeat is LOST.
+    lease_expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    index: int
+    step: int
+    time: float
+    values: dict[str, float]
+
+
+@dataclass
+class WorkerInfo:
+    """What the coordinator keeps of a worker between connections (and across restarts)."""
+
+    id: str
+    incarnation: str
+    host: str
+    slots: int
+    labels: dict[str, str]
+    sweep_id: str
+    applied_seq: int
+    connected_at: float
+    last_heartbeat: float
+    connected: bool = True

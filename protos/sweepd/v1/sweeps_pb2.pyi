@@ -1,0 +1,178 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from sweepd.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SweepAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SWEEP_ACTION_UNSPECIFIED: _ClassVar[SweepAction]
+    SWEEP_ACTION_PAUSE: _ClassVar[SweepAction]
+    SWEEP_ACTION_RESUME: _ClassVar[SweepAction]
+    SWEEP_ACTION_STOP: _ClassVar[SweepAction]
+    SWEEP_ACTION_CANCEL: _ClassVar[SweepAction]
+SWEEP_ACTION_UNSPECIFIED: SweepAction
+SWEEP_ACTION_PAUSE: SweepAction
+SWEEP_ACTION_RESUME: SweepAction
+SWEEP_ACTION_STOP: SweepAction
+SWEEP_ACTION_CANCEL: SweepAction
+
+class CreateSweepRequest(_message.Message):
+    __slots__ = ("config_text", "source_name")
+    CONFIG_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    config_text: str
+    source_name: str
+    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ...) -> None: ...
+
+class CreateSweepResponse(_message.Message):
+    __slots__ = ("sweep",)
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    sweep: _common_pb2.Sweep
+    def __init__(self, sweep: _Optional[_Union[_common_pb2.Sweep, _Mapping]] = ...) -> None: ...
+
+class GetSweepRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class ListSweepsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSweepsResponse(_message.Message):
+    __slots__ = ("sweeps",)
+    SWEEPS_FIELD_NUMBER: _ClassVar[int]
+    sweeps: _containers.RepeatedCompositeFieldContainer[_common_pb2.Sweep]
+    def __init__(self, sweeps: _Optional[_Iterable[_Union[_common_pb2.Sweep, _Mapping]]] = ...) -> None: ...
+
+class SetSweepStateRequest(_message.Message):
+    __slots__ = ("sweep_id", "action")
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    action: SweepAction
+    def __init__(self, sweep_id: _Optional[str] = ..., action: _Optional[_Union[SweepAction, str]] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[_common_pb2.Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[_common_pb2.Run, _Mapping]]] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id", "include_history")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    include_history: bool
+    def __init__(self, run_id: _Optional[str] = ..., include_history: _Optional[bool] = ...) -> None: ...
+
+class GetRunResponse(_message.Message):
+    __slots__ = ("run", "history")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    run: _common_pb2.Run
+    history: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetricRecord]
+    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
+
+class Worker(_message.Message):
+    __slots__ = ("id", "host", "slots", "labels", "connected", "run_ids", "last_heartbeat", "connected_at", "sweep_id")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    host: str
+    slots: int
+    labels: _containers.ScalarMap[str, str]
+    connected: bool
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    last_heartbeat: _timestamp_pb2.Timestamp
+    connected_at: _timestamp_pb2.Timestamp
+    sweep_id: str
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., connected: _Optional[bool] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sweep_id: _Optional[str] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class SuggestRunRequest(_message.Message):
+    __slots__ = ("sweep_id", "client_id")
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    client_id: str
+    def __init__(self, sweep_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+
+class SuggestRunResponse(_message.Message):
+    __slots__ = ("run", "sweep_done")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_DONE_FIELD_NUMBER: _ClassVar[int]
+    run: _common_pb2.Run
+    sweep_done: bool
+    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., sweep_done: _Optional[bool] = ...) -> None: ...
+
+class ReportMetricsRequest(_message.Message):
+    __slots__ = ("run_id", "attempt", "records")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    records: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetricRecord]
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
+
+class ReportMetricsResponse(_message.Message):
+    __slots__ = ("should_stop", "stop_reason")
+    SHOULD_STOP_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    should_stop: bool
+    stop_reason: str
+    def __init__(self, should_stop: _Optional[bool] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
+class FinishRunRequest(_message.Message):
+    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    state: _common_pb2.RunState
+    exit_code: int
+    reason: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
