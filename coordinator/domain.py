@@ -33,8 +33,10 @@ class RunState(enum.Enum):
         return self in ENDED_RUN_STATES
 
 
+# LOST is terminal only once its retries are used up: a lost run with retries left goes
+# straight back to PENDING (the LOST attempt stays in the run's event log).
 ENDED_RUN_STATES = frozenset(
-    {RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.CANCELED}
+    {RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.CANCELED, RunState.LOST}
 )
 
 
@@ -94,6 +96,9 @@ class Run:
     predicted_std: float | None = None
     # Coordinator-clock time after which an ASSIGNED/RUNNING run without a heartbeat is LOST.
     lease_expires_at: float | None = None
+    # Why the coordinator asked the run to stop (early-stopping verdict with its figures, or
+    # the sweep was canceled); set, and committed, before the stop order goes out.
+    stop: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,36 @@ class WorkerInfo:
     connected_at: float
     last_heartbeat: float
     connected: bool = True
+
+
+# -- What the dispatcher tells a worker session to send. Converted to protobuf at the edge. --
+
+
+@dataclass(frozen=True)
+class AssignOrder:
+    run_id: str
+    sweep_id: str
+    attempt: int
+    params: dict[str, Any]
+    argv: list[str]
+    metric_name: str
+
+
+@dataclass(frozen=True)
+class StopOrder:
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DrainOrder:
+    reason: str
+
+
+@dataclass(frozen=True)
+class AckOrder:
+    seq: int
+    refused: str = ""
+
+
+Order = AssignOrder | StopOrder | DrainOrder | AckOrder

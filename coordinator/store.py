@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS runs (
     predicted_mean REAL,
     predicted_std REAL,
     lease_expires_at REAL,
+    -- An early-stop or cancel decision, stored before the stop order goes out (JSON).
+    stop_json TEXT,
     UNIQUE (sweep_id, number)
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
@@ -105,6 +107,10 @@ def point_to_json(point: dict[ParamPath, Value]) -> str:
 
 def point_from_json(text: str) -> dict[ParamPath, Value]:
     return {tuple(path): value for path, value in json.loads(text)}
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 class SchemaMismatch(RuntimeError):
@@ -209,14 +215,14 @@ class Store:
         self._exec(
             "INSERT INTO runs(id, sweep_id, number, state, point_json, params_json, attempt,"
             " worker_id, argv_json, exit_code, reason, created_at, started_at, ended_at,"
-            " summary_json, next_record_index, predicted_mean, predicted_std, lease_expires_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " summary_json, next_record_index, predicted_mean, predicted_std, lease_expires_at,"
+            " stop_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run.id, run.sweep_id, run.number, run.state.value, point_to_json(run.point),
                 json.dumps(run.params), run.attempt, run.worker_id, json.dumps(run.argv),
                 run.exit_code, run.reason, run.created_at, run.started_at, run.ended_at,
                 json.dumps(run.summary), run.next_record_index, run.predicted_mean,
-                run.predicted_std, run.lease_expires_at,
+                run.predicted_std, run.lease_expires_at, _json_or_none(run.stop),
             ),
         )
 
@@ -225,11 +231,11 @@ class Store:
         self._exec(
             "UPDATE runs SET state=?, attempt=?, worker_id=?, argv_json=?, exit_code=?,"
             " reason=?, started_at=?, ended_at=?, summary_json=?, next_record_index=?,"
-            " lease_expires_at=? WHERE id=?",
+            " lease_expires_at=?, stop_json=? WHERE id=?",
             (
                 run.state.value, run.attempt, run.worker_id, json.dumps(run.argv), run.exit_code,
                 run.reason, run.started_at, run.ended_at, json.dumps(run.summary),
-                run.next_record_index, run.lease_expires_at, run.id,
+                run.next_record_index, run.lease_expires_at, _json_or_none(run.stop), run.id,
             ),
         )
 
@@ -265,6 +271,7 @@ class Store:
             summary=json.loads(r["summary_json"]), next_record_index=r["next_record_index"],
             predicted_mean=r["predicted_mean"], predicted_std=r["predicted_std"],
             lease_expires_at=r["lease_expires_at"],
+            stop=json.loads(r["stop_json"]) if r["stop_json"] else None,
         )
 
     # -- metrics --------------------------------------------------------------------------

@@ -68,12 +68,14 @@ class HeldRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("runs", "free_slots")
+    __slots__ = ("runs", "free_slots", "draining")
     RUNS_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[HeldRun]
     free_slots: int
-    def __init__(self, runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., free_slots: _Optional[int] = ...) -> None: ...
+    draining: bool
+    def __init__(self, runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., free_slots: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class RunStarted(_message.Message):
     __slots__ = ("run_id", "attempt", "argv", "pid", "time")

@@ -1,0 +1,228 @@
+"""The Python client: ``Client`` for every SweepService call, and ``sweep()``.
+
+    from sweepd.client import Client, sweep
+
+    sweep_id = sweep("sweep.yaml")                 # or a dict, as wandb.sweep takes
+    client = Client()                              # $SWEEPD_COORDINATOR or 127.0.0.1:50051
+    for r in client.runs(sweep_id):
+        print(r["id"], r["state"], r["params"], r["summary"])
+
+Results are plain dicts with stable field names (the same documents ``sweep ... --format
+json`` prints). Errors raise ``SweepdClientError`` carrying the gRPC status code and the
+coordinator's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
+
+from .params import params_from_proto
+from .transport import coordinator_address, open_channel
+
+# Unary calls answer in milliseconds; this bounds a call to a hung coordinator.
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class SweepdClientError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code.name}: {message}")
+
+
+def _time(ts: Timestamp) -> float | None:
+    return ts.ToNanoseconds() / 1e9 if (ts.seconds or ts.nanos) else None
+
+
+def run_to_dict(run: common_pb2.Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "sweep_id": run.sweep_id,
+        "number": run.number,
+        "state": common_pb2.RunState.Name(run.state).removeprefix("RUN_STATE_"),
+        "params": params_from_proto(run.params),
+        "summary": dict(run.summary),
+        "worker_id": run.worker_id,
+        "attempt": run.attempt,
+        "exit_code": run.exit_code if run.HasField("exit_code") else None,
+        "reason": run.reason,
+        "argv": list(run.argv),
+        "created_at": _time(run.created_at),
+        "started_at": _time(run.started_at),
+        "ended_at": _time(run.ended_at),
+        "predicted_mean": run.predicted_mean if run.HasField("predicted_mean") else None,
+        "predicted_std": run.predicted_std if run.HasField("predicted_std") else None,
+    }
+
+
+def sweep_to_dict(sweep: common_pb2.Sweep) -> dict[str, Any]:
+    return {
+        "id": sweep.id,
+        "name": sweep.name,
+        "state": common_pb2.SweepState.Name(sweep.state).removeprefix("SWEEP_STATE_"),
+        "state_reason": sweep.state_reason,
+        "method": sweep.method,
+        "metric": {"name": sweep.metric_name, "goal": sweep.metric_goal}
+        if sweep.metric_name else None,
+        "run_cap": sweep.run_cap or None,
+        "run_counts": dict(sweep.run_counts),
+        "best_run": run_to_dict(sweep.best_run) if sweep.HasField("best_run") else None,
+        "notices": list(sweep.notices),
+        "created_at": _time(sweep.created_at),
+        "updated_at": _time(sweep.updated_at),
+        "config": sweep.config_text,
+    }
+
+
+def worker_to_dict(w: sweeps_pb2.Worker) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "host": w.host,
+        "slots": w.slots,
+        "labels": dict(w.labels),
+        "connected": w.connected,
+        "run_ids": list(w.run_ids),
+        "sweep_id": w.sweep_id or None,
+        "last_heartbeat": _time(w.last_heartbeat),
+        "connected_at": _time(w.connected_at),
+    }
+
+
+def config_text(config: str | Path | Mapping[str, Any]) -> tuple[str, str]:
+    """(text, source name) of a config given as a dict, a path, or YAML/JSON text."""
+    if isinstance(config, Mapping):
+        return json.dumps(dict(config)), "<dict>"
+    path = Path(config)
+    if isinstance(config, Path) or (len(str(config)) < 4096 and "\n" not in str(config)
+                                     and path.suffix in (".yaml", ".yml", ".json")):
+        return path.read_text(encoding="utf-8"), str(path)
+    return str(config), "<text>"
+
+
+class Client:
+    def __init__(self, coordinator: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
+                 ) -> None:
+        self.address = coordinator_address(coordinator)
+        self.timeout = timeout
+        self._channel = open_channel(self.address)
+        self._stub = sweeps_pb2_grpc.SweepServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            if code == grpc.StatusCode.UNAVAILABLE:
+                details = (f"cannot reach the coordinator at {self.address} ({details}); is"
+                           " `coordinator serve` running there? Set --coordinator or"
+                           " SWEEPD_COORDINATOR")
+            raise SweepdClientError(code, details) from None
+
+    # -- sweeps ---------------------------------------------------------------------------
+
+    def create_sweep(self, config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+        text, source = config_text(config)
+        response = self._call("CreateSweep", sweeps_pb2.CreateSweepRequest(
+            config_text=text, source_name=source))
+        return sweep_to_dict(response.sweep)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return sweep_to_dict(self._call("GetSweep", sweeps_pb2.GetSweepRequest(sweep_id=sweep_id)))
+
+    def list_sweeps(self) -> list[dict[str, Any]]:
+        response = self._call("ListSweeps", sweeps_pb2.ListSweepsRequest())
+        return [sweep_to_dict(s) for s in response.sweeps]
+
+    def _set_state(self, sweep_id: str, action: int) -> dict[str, Any]:
+        return sweep_to_dict(self._call("SetSweepState", sweeps_pb2.SetSweepStateRequest(
+            sweep_id=sweep_id, action=action)))  # type: ignore[arg-type]
+
+    def pause(self, sweep_id: str) -> dict[str, Any]:
+        return self._set_state(sweep_id, sweeps_pb2.SWEEP_ACTION_PAUSE)
+
+    def resume(self, sweep_id: str) -> dict[str, Any]:
+        return self._set_state(sweep_id, sweeps_pb2.SWEEP_ACTION_RESUME)
+
+    def stop(self, sweep_id: str) -> dict[str, Any]:
+        return self._set_state(sweep_id, sweeps_pb2.SWEEP_ACTION_STOP)
+
+    def cancel(self, sweep_id: str) -> dict[str, Any]:
+        return self._set_state(sweep_id, sweeps_pb2.SWEEP_ACTION_CANCEL)
+
+    # -- runs and workers -----------------------------------------------------------------
+
+    def runs(self, sweep_id: str) -> list[dict[str, Any]]:
+        response = self._call("ListRuns", sweeps_pb2.ListRunsRequest(sweep_id=sweep_id))
+        return [run_to_dict(r) for r in response.runs]
+
+    def get_run(self, run_id: str, *, history: bool = False) -> dict[str, Any]:
+        response = self._call("GetRun", sweeps_pb2.GetRunRequest(
+            run_id=run_id, include_history=history))
+        result = run_to_dict(response.run)
+        if history:
+            result["history"] = [
+                {"index": r.index, "step": r.step, "time": _time(r.time), **dict(r.values)}
+                for r in response.history
+            ]
+        return result
+
+    def workers(self) -> list[dict[str, Any]]:
+        response = self._call("ListWorkers", sweeps_pb2.ListWorkersRequest())
+        return [worker_to_dict(w) for w in response.workers]
+
+    # -- ask / report / finish ------------------------------------------------------------
+
+    def suggest_run(self, sweep_id: str, client_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(run or None, sweep_done)."""
+        response = self._call("SuggestRun", sweeps_pb2.SuggestRunRequest(
+            sweep_id=sweep_id, client_id=client_id))
+        run = run_to_dict(response.run) if response.HasField("run") else None
+        return run, response.sweep_done
+
+    def report_metrics(self, run_id: str, attempt: int, records: Sequence[Mapping[str, float]],
+                       *, first_index: int = 0) -> tuple[bool, str]:
+        """Reports records (dicts of metric values; optional ``_step``). Returns
+        (should_stop, reason)."""
+        protos = []
+        for i, rec in enumerate(records):
+            values = {k: float(v) for k, v in rec.items() if not k.startswith("_")}
+            step = int(rec.get("_step", first_index + i))
+            protos.append(common_pb2.MetricRecord(index=first_index + i, step=step,
+                                                  values=values))
+        response = self._call("ReportMetrics", sweeps_pb2.ReportMetricsRequest(
+            run_id=run_id, attempt=attempt, records=protos))
+        return response.should_stop, response.stop_reason
+
+    def finish_run(self, run_id: str, attempt: int, state: str = "FINISHED",
+                   exit_code: int | None = None, reason: str = "") -> dict[str, Any]:
+        request = sweeps_pb2.FinishRunRequest(
+            run_id=run_id, attempt=attempt,
+            state=common_pb2.RunState.Value(f"RUN_STATE_{state.upper()}"), reason=reason)
+        if exit_code is not None:
+            request.exit_code = exit_code
+        return run_to_dict(self._call("FinishRun", request))
+
+
+def sweep(config: str | Path | Mapping[str, Any], *, coordinator: str | None = None) -> str:
+    """Creates a sweep from a config dict, a path to a YAML/JSON file, or the text itself,
+    and returns its id (as ``wandb.sweep`` does)."""
+    with Client(coordinator) as client:
+        return str(client.create_sweep(config)["id"])

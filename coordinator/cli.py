@@ -1,0 +1,61 @@
+"""``coordinator``: the coordinator daemon's command line.
+
+Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 runtime error, 2 bad usage,
+3 the state directory cannot be used (unwritable, or written by an incompatible version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from sweepd.client.transport import default_state_dir
+
+from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
+from .server import ServeOptions, serve
+from .store import SchemaMismatch
+
+EXIT_STATE_DIR = 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """sweepd coordinator: keeps sweeps, decides what to try next, drives workers."""
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Use 0.0.0.0 to accept workers from other machines.")
+@click.option("--port", default=50051, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one (printed at start).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Where the SQLite database lives. [default: {default_state_dir()}]")
+@click.option("--lease-seconds", type=click.FloatRange(min=0.5), default=DEFAULT_LEASE_S,
+              show_default=True,
+              help="A run whose worker sends no heartbeat for this long is LOST and retried.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=DEFAULT_MAX_RETRIES,
+              show_default=True, help="How many times a LOST run is tried again.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+def serve_command(host: str, port: int, state_dir: Path | None, lease_seconds: float,
+                  max_retries: int, log_level: str) -> None:
+    """Run the coordinator until SIGTERM or Ctrl+C."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    opts = ServeOptions(host=host, port=port, state_dir=state_dir or default_state_dir(),
+                        lease_s=lease_seconds, max_retries=max_retries)
+    try:
+        asyncio.run(serve(opts))
+    except SchemaMismatch as exc:
+        click.echo(f"coordinator: {exc}", err=True)
+        sys.exit(EXIT_STATE_DIR)
+    except PermissionError as exc:
+        click.echo(f"coordinator: cannot use state dir {opts.state_dir}: {exc}", err=True)
+        sys.exit(EXIT_STATE_DIR)

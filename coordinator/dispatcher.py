@@ -1,0 +1,932 @@
+"""The dispatcher: the one owner of the coordinator's mutable state.
+
+It holds the in-memory view of every sweep, run and connected worker, applies every state
+transition (committing it to the store first), matches free worker slots to runnable sweeps,
+and emits orders (assign, stop, drain, ack) for the worker sessions to send.
+
+Concurrency: every method runs on the coordinator's asyncio event loop, so no two
+transitions interleave and no locks are needed. The only work that leaves the loop is search
+for model-based methods, which runs in an executor and comes back through ``_on_prepared``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import names
+from .config import SweepConfig, nest, parse_config, render_command
+from .domain import (
+    AckOrder,
+    AssignOrder,
+    DrainOrder,
+    MetricRecord,
+    Order,
+    Run,
+    RunState,
+    StopOrder,
+    Sweep,
+    SweepState,
+    WorkerInfo,
+)
+from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SweepdError
+from .search import suggest
+from .search.base import Suggestion, Trial, TrialState
+from .store import Store
+
+log = logging.getLogger("sweepd.coordinator")
+
+# Heartbeats: the worker proposes an interval and the coordinator clamps it. Below 0.2 s the
+# heartbeats themselves become load; above 60 s a dead worker would hold its runs too long.
+MIN_HEARTBEAT_INTERVAL_S = 0.2
+MAX_HEARTBEAT_INTERVAL_S = 60.0
+DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
+# A lease survives this many missed heartbeats: one lost packet or a GC pause must not make a
+# run LOST, but a dead node should give its runs back within about half a minute.
+LEASE_HEARTBEATS = 6
+DEFAULT_LEASE_S = DEFAULT_HEARTBEAT_INTERVAL_S * LEASE_HEARTBEATS
+# How often leases are checked: well under a heartbeat interval, cheap (an in-memory scan).
+LEASE_CHECK_INTERVAL_S = 0.5
+# A LOST run is tried again this many times before it stays LOST.
+DEFAULT_MAX_RETRIES = 2
+# Methods cheap enough (microseconds to a few ms) to run on the event loop. Model-based
+# methods run in the executor and are prepared ahead of the next free slot.
+INLINE_METHODS = frozenset({"grid", "random"})
+# How often an ask/report client waiting on a suggestion being prepared checks for it.
+PREPARE_POLL_S = 0.005
+
+
+@dataclass(frozen=True)
+class RunStartedEvent:
+    run_id: str
+    attempt: int
+    argv: list[str]
+    time: float
+
+
+@dataclass(frozen=True)
+class MetricsEvent:
+    run_id: str
+    attempt: int
+    records: list[MetricRecord]
+
+
+@dataclass(frozen=True)
+class RunFinishedEvent:
+    run_id: str
+    attempt: int
+    state: RunState
+    exit_code: int | None
+    reason: str
+    time: float
+
+
+WorkerEvent = RunStartedEvent | MetricsEvent | RunFinishedEvent
+
+
+@dataclass(frozen=True)
+class Hello:
+    worker_id: str
+    incarnation: str
+    host: str
+    slots: int
+    labels: dict[str, str]
+    held_runs: dict[str, int]  # run id -> attempt
+    sweep_id: str
+    heartbeat_interval_s: float
+    max_runs: int
+    runs_assigned: int
+
+
+@dataclass(frozen=True)
+class Welcome:
+    heartbeat_interval_s: float
+    lease_s: float
+    stop_run_ids: list[str]
+    applied_seq: int
+
+
+@dataclass
+class WorkerSession:
+    """A connected worker: its stream's outbox and what it is doing now."""
+
+    info: WorkerInfo
+    outbox: asyncio.Queue[Order | None]
+    heartbeat_interval_s: float
+    max_runs: int
+    runs_assigned: int
+    active_runs: set[str] = field(default_factory=set)
+    draining: bool = False
+
+    @property
+    def free_slots(self) -> int:
+        if self.draining:
+            return 0
+        free = self.info.slots - len(self.active_runs)
+        if self.max_runs:
+            free = min(free, self.max_runs - self.runs_assigned)
+        return max(free, 0)
+
+
+@dataclass
+class _Prepared:
+    suggestion: Suggestion | None
+    version: int
+
+
+@dataclass
+class SweepView:
+    """The in-memory view of one sweep, rebuilt from the store at start-up."""
+
+    sweep: Sweep
+    config: SweepConfig
+    runs: dict[str, Run] = field(default_factory=dict)
+    # Every logged value of the sweep metric per run (current attempt), for stopping rules.
+    histories: dict[str, list[float]] = field(default_factory=dict)
+    # Bumped whenever anything search reads changes; a prepared suggestion from an older
+    # version is discarded rather than risk repeating a point.
+    version: int = 0
+    prepared: _Prepared | None = None
+    preparing: bool = False
+
+    @property
+    def metric_name(self) -> str:
+        return self.config.metric.name if self.config.metric else ""
+
+    def active_count(self) -> int:
+        return sum(1 for r in self.runs.values() if r.state.is_active)
+
+    def pending_runs(self) -> list[Run]:
+        return [r for r in self.runs.values() if r.state is RunState.PENDING]
+
+
+_TRIAL_STATE: dict[RunState, TrialState] = {
+    RunState.PENDING: "pending",
+    RunState.ASSIGNED: "pending",
+    RunState.RUNNING: "running",
+    RunState.FINISHED: "finished",
+    RunState.FAILED: "failed",
+    RunState.STOPPED: "stopped",
+    RunState.LOST: "failed",
+    RunState.CANCELED: "failed",
+}
+
+
+def is_better(goal: str, a: float, b: float) -> bool:
+    return a > b if goal == "maximize" else a < b
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        executor: Executor | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.executor = executor
+        self.lease_s = lease_s
+        self.max_retries = max_retries
+        self.sweeps: dict[str, SweepView] = {}
+        self.runs: dict[str, Run] = {}
+        self.workers: dict[str, WorkerInfo] = {}
+        self.sessions: dict[str, WorkerSession] = {}
+        self._outgoing: list[tuple[str, Order]] = []
+        self._load()
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        now = self.clock()
+        for sweep in self.store.load_sweeps():
+            try:
+                config = parse_config(sweep.config_text)
+            except SweepdError as exc:  # a config this version refuses: keep it visible
+                log.error("sweep %s has a config this version refuses: %s", sweep.id, exc)
+                continue
+            self.sweeps[sweep.id] = SweepView(sweep=sweep, config=config)
+        for run in self.store.load_runs():
+            view = self.sweeps.get(run.sweep_id)
+            if view is None:
+                continue
+            view.runs[run.id] = run
+            self.runs[run.id] = run
+            if run.state.is_active:
+                # Workers get one lease length from our start to reconnect and claim their
+                # runs; their clocks and ours may differ, so no lease survives a restart as is.
+                run.lease_expires_at = None if names.is_client_worker(run.worker_id) else (
+                    now + self.lease_s
+                )
+            if view.metric_name and not run.state.is_ended:
+                view.histories[run.id] = [
+                    rec.values[view.metric_name]
+                    for rec in self.store.metric_history(run.id, run.attempt)
+                    if view.metric_name in rec.values
+                ]
+        for w in self.store.load_workers():
+            self.workers[w.id] = w
+
+    # -- sweeps ---------------------------------------------------------------------------
+
+    def create_sweep(self, config_text: str, source_name: str = "") -> SweepView:
+        config = parse_config(config_text, filename=source_name or None)
+        now = self.clock()
+        sweep_id = names.new_sweep_id()
+        while sweep_id in self.sweeps:
+            sweep_id = names.new_sweep_id()
+        sweep = Sweep(
+            id=sweep_id, config_text=config_text, state=SweepState.RUNNING, created_at=now,
+            updated_at=now, name=config.name or "", state_reason="created",
+        )
+        self.store.insert_sweep(sweep)
+        view = SweepView(sweep=sweep, config=config)
+        self.sweeps[sweep_id] = view
+        log.info("sweep %s created (%s, %d parameters)", sweep_id, config.method,
+                 len(config.parameters))
+        self._schedule()
+        return view
+
+    def get_sweep(self, sweep_id: str) -> SweepView:
+        view = self.sweeps.get(sweep_id)
+        if view is None:
+            raise NotFound(f"no sweep {sweep_id!r}; `sweep list` shows the sweeps there are")
+        return view
+
+    def pause(self, sweep_id: str) -> SweepView:
+        view = self.get_sweep(sweep_id)
+        if view.sweep.state is SweepState.PAUSED:
+            return view
+        if view.sweep.state is not SweepState.RUNNING:
+            raise FailedPrecondition(
+                f"sweep {sweep_id} is {view.sweep.state.value}; only a RUNNING sweep can pause"
+            )
+        self._set_sweep_state(view, SweepState.PAUSED, "paused by user")
+        return view
+
+    def resume(self, sweep_id: str) -> SweepView:
+        view = self.get_sweep(sweep_id)
+        state = view.sweep.state
+        if state is SweepState.RUNNING:
+            return view
+        if state is SweepState.CANCELED:
+            raise FailedPrecondition(
+                f"sweep {sweep_id} was canceled and cannot resume; create a new sweep from its"
+                " config instead"
+            )
+        # A finished or stopped sweep may resume: it goes on if it has points left, and
+        # finishes again at once if not.
+        view.sweep.exhausted_reason = ""
+        self._set_sweep_state(view, SweepState.RUNNING, "resumed by user")
+        self._schedule()
+        self._maybe_finish(view)
+        self._flush()
+        return view
+
+    def stop(self, sweep_id: str) -> SweepView:
+        view = self.get_sweep(sweep_id)
+        if view.sweep.state.is_ended:
+            raise FailedPrecondition(
+                f"sweep {sweep_id} is already {view.sweep.state.value}"
+            )
+        with self.store.transaction():
+            for run in view.pending_runs():
+                self._end_run(run, RunState.CANCELED, "sweep stopped before the run started")
+            self._set_sweep_state(view, SweepState.STOPPED, "stopped by user")
+        self._drain_sweep_workers(view)
+        self._flush()
+        return view
+
+    def cancel(self, sweep_id: str) -> SweepView:
+        view = self.get_sweep(sweep_id)
+        if view.sweep.state.is_ended and view.sweep.state is not SweepState.STOPPED:
+            raise FailedPrecondition(f"sweep {sweep_id} is already {view.sweep.state.value}")
+        with self.store.transaction():
+            for run in view.pending_runs():
+                self._end_run(run, RunState.CANCELED, "sweep canceled before the run started")
+            for run in view.runs.values():
+                if run.state.is_active and run.stop is None:
+                    self._request_stop(run, {"rule": "cancel", "reason": "sweep canceled"})
+            self._set_sweep_state(view, SweepState.CANCELED, "canceled by user")
+        self._drain_sweep_workers(view)
+        self._flush()
+        return view
+
+    def _set_sweep_state(self, view: SweepView, state: SweepState, reason: str) -> None:
+        view.sweep.state = state
+        view.sweep.state_reason = reason
+        view.sweep.updated_at = self.clock()
+        self.store.update_sweep(view.sweep)
+        log.info("sweep %s -> %s (%s)", view.sweep.id, state.value, reason)
+
+    def _maybe_finish(self, view: SweepView) -> None:
+        """A sweep with nothing left to create finishes when its last run ends."""
+        sweep = view.sweep
+        if sweep.state.is_ended:
+            return
+        if not sweep.exhausted_reason:
+            cap = view.config.run_cap
+            if cap is not None and sweep.run_count >= cap:
+                sweep.exhausted_reason = f"run_cap {cap} reached"
+            else:
+                return
+        if view.active_count() or view.pending_runs():
+            return
+        self._set_sweep_state(view, SweepState.FINISHED, sweep.exhausted_reason)
+        self._drain_sweep_workers(view)
+
+    def _drain_sweep_workers(self, view: SweepView) -> None:
+        """Workers bound to a sweep that ended finish their runs and exit."""
+        for session in self.sessions.values():
+            if session.info.sweep_id == view.sweep.id and not session.draining:
+                session.draining = True
+                self._send(session.info.id, DrainOrder(
+                    f"sweep {view.sweep.id} is {view.sweep.state.value}"
+                    f" ({view.sweep.state_reason})"
+                ))
+
+    # -- runs: queries --------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}; `sweep runs SWEEP_ID` lists a sweep's runs")
+        return run
+
+    def best_run(self, view: SweepView) -> Run | None:
+        metric = view.config.metric
+        if metric is None:
+            return None
+        best: Run | None = None
+        for run in view.runs.values():
+            value = run.summary.get(metric.name)
+            if value is None or not math.isfinite(value):
+                continue
+            if best is None or is_better(metric.goal, value, best.summary[metric.name]):
+                best = run
+        return best
+
+    # -- workers --------------------------------------------------------------------------
+
+    def attach_worker(self, hello: Hello) -> tuple[WorkerSession, Welcome]:
+        now = self.clock()
+        known = self.workers.get(hello.worker_id)
+        same_incarnation = known is not None and known.incarnation == hello.incarnation
+        info = WorkerInfo(
+            id=hello.worker_id, incarnation=hello.incarnation, host=hello.host,
+            slots=max(hello.slots, 0), labels=dict(hello.labels), sweep_id=hello.sweep_id,
+            applied_seq=known.applied_seq if known is not None and same_incarnation else 0,
+            connected_at=now, last_heartbeat=now,
+        )
+        old = self.sessions.pop(hello.worker_id, None)
+        if old is not None:
+            old.outbox.put_nowait(None)  # a stale stream of the same worker: close it
+        interval = min(
+            max(hello.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S,
+                MIN_HEARTBEAT_INTERVAL_S),
+            MAX_HEARTBEAT_INTERVAL_S,
+        )
+        session = WorkerSession(
+            info=info, outbox=asyncio.Queue(), heartbeat_interval_s=interval,
+            max_runs=max(hello.max_runs, 0), runs_assigned=max(hello.runs_assigned, 0),
+        )
+        stop_ids: list[str] = []
+        with self.store.transaction():
+            self.store.upsert_worker(info)
+            for run_id, attempt in hello.held_runs.items():
+                run = self.runs.get(run_id)
+                if (run is not None and run.worker_id == info.id and run.attempt == attempt
+                        and run.state.is_active):
+                    run.lease_expires_at = self._lease_deadline(interval)
+                    session.active_runs.add(run_id)
+                elif run is None or not run.state.is_ended or run.worker_id != info.id:
+                    # Not (or no longer) this worker's: ended and retried elsewhere, or
+                    # canceled. An ended run of its own is fine: its report is being resent.
+                    stop_ids.append(run_id)
+            for run in list(self.runs.values()):
+                if run.worker_id != info.id or not run.state.is_active:
+                    continue
+                if run.id in hello.held_runs:
+                    continue
+                # The worker does not know this run: either its previous process died with
+                # it, or the assignment never reached it. Either way, nobody runs it.
+                why = ("its worker restarted" if not same_incarnation
+                       else "the assignment never reached its worker")
+                self._lose_run(run, why)
+        self.workers[info.id] = info
+        self.sessions[info.id] = session
+        log.info("worker %s connected from %s (%d slots%s)", info.id, info.host, info.slots,
+                 f", sweep {info.sweep_id}" if info.sweep_id else "")
+        welcome = Welcome(
+            heartbeat_interval_s=interval, lease_s=self._lease_length(interval),
+            stop_run_ids=stop_ids, applied_seq=info.applied_seq,
+        )
+        if info.sweep_id:
+            view = self.sweeps.get(info.sweep_id)
+            if view is None or view.sweep.state.is_ended:
+                session.draining = True
+                state = "does not exist" if view is None else f"is {view.sweep.state.value}"
+                self._send(info.id, DrainOrder(f"sweep {info.sweep_id} {state}"))
+        self._schedule()
+        return session, welcome
+
+    def detach_worker(self, session: WorkerSession) -> None:
+        if self.sessions.get(session.info.id) is session:
+            del self.sessions[session.info.id]
+            session.info.connected = False
+            log.info("worker %s disconnected; its runs keep their leases", session.info.id)
+
+    def heartbeat(self, session: WorkerSession, held: dict[str, int], draining: bool) -> None:
+        session.info.last_heartbeat = self.clock()
+        session.draining = session.draining or draining
+        deadline = self._lease_deadline(session.heartbeat_interval_s)
+        for run_id, attempt in held.items():
+            run = self.runs.get(run_id)
+            if run is not None and run.worker_id == session.info.id and run.attempt == attempt \
+                    and run.state.is_active:
+                run.lease_expires_at = deadline
+
+    def worker_message(self, session: WorkerSession, seq: int, event: WorkerEvent) -> None:
+        """Applies one state-changing message exactly once and acknowledges it."""
+        worker_id = session.info.id
+        if seq and seq <= session.info.applied_seq:
+            self._send(worker_id, AckOrder(seq))  # a resend of something already applied
+            self._flush()
+            return
+        refused = ""
+        with self.store.transaction():
+            try:
+                self._apply_worker_event(session, event)
+            except (FailedPrecondition, PermissionDenied, NotFound) as exc:
+                refused = str(exc)
+                log.warning("worker %s: refused %s: %s", worker_id, type(event).__name__, exc)
+                self._send(worker_id, StopOrder(event.run_id, refused))
+            if seq:
+                session.info.applied_seq = seq
+                self.store.set_applied_seq(worker_id, seq)
+        if seq:
+            self._send(worker_id, AckOrder(seq, refused))
+        self._flush()
+        self._schedule()
+
+    def _apply_worker_event(self, session: WorkerSession, event: WorkerEvent) -> None:
+        run = self._held_run(event.run_id, event.attempt, session.info.id)
+        if isinstance(event, RunStartedEvent):
+            self._mark_started(run, event.argv, event.time)
+        elif isinstance(event, MetricsEvent):
+            self._record_metrics(run, event.records)
+        elif event.state is RunState.PENDING:
+            session.active_runs.discard(run.id)
+            self._release(run, event.reason or f"handed back by {session.info.id}")
+        else:
+            session.active_runs.discard(run.id)
+            self._finish(run, event.state, event.exit_code, event.reason, event.time)
+
+    def _held_run(self, run_id: str, attempt: int, worker_id: str) -> Run:
+        """The run, if ``worker_id`` holds its current attempt; else a precise refusal."""
+        run = self.runs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        if run.worker_id != worker_id:
+            raise PermissionDenied(
+                f"run {run_id} is not held by {worker_id}"
+                + (f" (it is held by {run.worker_id})" if run.worker_id else "")
+            )
+        if attempt != run.attempt:
+            raise FailedPrecondition(
+                f"run {run_id}: attempt {attempt} is stale, the current attempt is"
+                f" {run.attempt} (its lease expired and the run was handed out again)"
+            )
+        if run.state.is_ended:
+            raise FailedPrecondition(f"run {run_id} already ended {run.state.value}")
+        if not run.state.is_active:
+            raise FailedPrecondition(f"run {run_id} is {run.state.value}, not running")
+        return run
+
+    # -- run transitions ------------------------------------------------------------------
+
+    def _mark_started(self, run: Run, argv: list[str], when: float) -> None:
+        if run.state is RunState.RUNNING:
+            return
+        run.state = RunState.RUNNING
+        run.started_at = when
+        run.argv = list(argv)
+        self.store.update_run(run)
+        self.store.record_event(run, when, "started")
+
+    def _record_metrics(self, run: Run, records: Sequence[MetricRecord]) -> None:
+        if run.state is RunState.ASSIGNED:
+            self._mark_started(run, run.argv, self.clock())
+        fresh = sorted((r for r in records if r.index >= run.next_record_index),
+                       key=lambda r: r.index)
+        if not fresh:
+            return
+        self.store.insert_metrics(run.id, run.attempt, fresh)
+        view = self.sweeps[run.sweep_id]
+        metric = view.config.metric
+        history = view.histories.setdefault(run.id, [])
+        for rec in fresh:
+            for key, value in rec.values.items():
+                run.summary[key] = value
+            if metric is not None and metric.name in rec.values:
+                value = rec.values[metric.name]
+                history.append(value)
+                self._check_target(view, run, value)
+        run.next_record_index = fresh[-1].index + 1
+        self.store.update_run(run)
+        if metric is not None and metric.impute_while_running:
+            view.version += 1  # running runs' values feed the model only in this mode
+        self._evaluate_stopping(view, run)
+
+    def _check_target(self, view: SweepView, run: Run, value: float) -> None:
+        metric = view.config.metric
+        if metric is None or metric.target is None or view.sweep.exhausted_reason:
+            return
+        reached = value >= metric.target if metric.goal == "maximize" else value <= metric.target
+        if reached:
+            view.sweep.exhausted_reason = (
+                f"metric.target {metric.target} reached by run {run.id} ({metric.name}={value})"
+            )
+            self.store.update_sweep(view.sweep)
+            log.info("sweep %s: %s", view.sweep.id, view.sweep.exhausted_reason)
+
+    def _evaluate_stopping(self, view: SweepView, run: Run) -> None:
+        rule = view.config.early_terminate
+        if rule is None or run.stop is not None or view.config.metric is None:
+            return
+        decisions = rule.should_stop(view.histories, {run.id}, view.config.metric.goal)
+        for decision in decisions:
+            if decision.run_id != run.id:
+                continue
+            self._request_stop(run, {
+                "rule": decision.rule, "reason": decision.reason, "band": decision.band,
+                "threshold": decision.threshold, "value": decision.value,
+            })
+
+    def _request_stop(self, run: Run, stop: dict[str, Any]) -> None:
+        """Stores the decision with the run, then (after commit) sends the stop order."""
+        run.stop = stop
+        run.reason = str(stop.get("reason", ""))
+        self.store.update_run(run)
+        self.store.record_event(run, self.clock(), f"stop requested: {run.reason}")
+        if run.worker_id in self.sessions:
+            self._send(run.worker_id, StopOrder(run.id, run.reason))
+
+    def _finish(
+        self, run: Run, state: RunState, exit_code: int | None, reason: str, when: float
+    ) -> None:
+        if run.stop is not None:
+            # A run we asked to stop ends STOPPED however it exited (a clean exit after
+            # checkpointing included); its reason is our decision.
+            state, reason = RunState.STOPPED, run.reason
+        run.exit_code = exit_code
+        self._end_run(run, state, reason, when=when)
+        view = self.sweeps[run.sweep_id]
+        view.version += 1
+        self._maybe_finish(view)
+
+    def _end_run(self, run: Run, state: RunState, reason: str, when: float | None = None) -> None:
+        run.state = state
+        run.reason = reason
+        run.ended_at = self.clock() if when is None else when
+        run.lease_expires_at = None
+        self.store.update_run(run)
+        self.store.record_event(run, run.ended_at, reason or state.value.lower())
+        log.info("run %s -> %s%s", run.id, state.value, f" ({reason})" if reason else "")
+
+    def _release(self, run: Run, why: str) -> None:
+        """A worker handed back a run it never started: queue it again, attempt unspent."""
+        if run.state is not RunState.ASSIGNED:
+            raise FailedPrecondition(f"run {run.id} is {run.state.value}; only an ASSIGNED run"
+                                     " can be handed back")
+        run.state = RunState.PENDING
+        run.worker_id = ""
+        run.attempt -= 1  # the next assignment counts it again
+        run.lease_expires_at = None
+        self.store.update_run(run)
+        self.store.record_event(run, self.clock(), why)
+        self.sweeps[run.sweep_id].version += 1
+
+    def _lose_run(self, run: Run, why: str) -> None:
+        """The run's worker is gone: record LOST, then retry the point if retries remain."""
+        session = self.sessions.get(run.worker_id)
+        if session is not None:
+            session.active_runs.discard(run.id)
+        now = self.clock()
+        run.state = RunState.LOST
+        run.reason = why
+        self.store.record_event(run, now, f"lost: {why}")
+        view = self.sweeps[run.sweep_id]
+        view.histories.pop(run.id, None)
+        if run.attempt <= self.max_retries and not view.sweep.state.is_ended:
+            run.state = RunState.PENDING
+            run.worker_id = ""
+            run.lease_expires_at = None
+            run.stop = None
+            run.summary = {}
+            run.next_record_index = 0
+            run.started_at = None
+            self.store.update_run(run)
+            self.store.record_event(run, now, "queued for retry")
+            log.warning("run %s lost (%s); retrying (attempt %d of %d)", run.id, why,
+                        run.attempt + 1, self.max_retries + 1)
+        else:
+            self._end_run(run, RunState.LOST, f"lost: {why}")
+            self._maybe_finish(view)
+        view.version += 1
+
+    def expire_leases(self) -> int:
+        """Makes every run whose lease ran out LOST. Returns how many."""
+        now = self.clock()
+        expired = [
+            r for r in self.runs.values()
+            if r.state.is_active and r.lease_expires_at is not None and r.lease_expires_at < now
+        ]
+        if not expired:
+            return 0
+        with self.store.transaction():
+            for run in expired:
+                self._lose_run(run, f"no heartbeat from {run.worker_id} within the lease")
+        self._flush()
+        self._schedule()
+        return len(expired)
+
+    def _lease_length(self, heartbeat_interval_s: float) -> float:
+        return max(self.lease_s, heartbeat_interval_s * LEASE_HEARTBEATS)
+
+    def _lease_deadline(self, heartbeat_interval_s: float) -> float:
+        return self.clock() + self._lease_length(heartbeat_interval_s)
+
+    # -- ask / report / finish (programs without a worker daemon) -------------------------
+
+    async def suggest_for_client(
+        self, sweep_id: str, client_id: str
+    ) -> tuple[Run | None, bool]:
+        """(run, sweep_done). Idempotent per client id while the client's run is active."""
+        if not client_id:
+            raise InvalidArgument("client_id: must not be empty (use any stable string)")
+        if len(client_id) > names.MAX_CLIENT_ID_LENGTH:
+            raise InvalidArgument(
+                f"client_id: {len(client_id)} characters, at most {names.MAX_CLIENT_ID_LENGTH}"
+            )
+        view = self.get_sweep(sweep_id)
+        worker_id = names.client_worker_id(client_id)
+        for run in view.runs.values():
+            if run.worker_id == worker_id and run.state.is_active:
+                return run, False
+        if view.sweep.state.is_ended:
+            return None, True
+        if not view.sweep.state.creates_runs:
+            return None, False
+        while True:
+            pending = view.pending_runs()
+            if pending:
+                with self.store.transaction():
+                    run = self._assign_existing(view, pending[0], worker_id, lease=False)
+                break
+            suggestion = self._next_suggestion(view)
+            if suggestion is not None:
+                with self.store.transaction():
+                    run = self._create_run(view, suggestion, worker_id, lease=False)
+                break
+            if view.sweep.exhausted_reason:
+                self._maybe_finish(view)
+                self._flush()
+                return None, True
+            # Being prepared off the loop: wait for it, then take it if still current.
+            await self._prepare_now(view)
+            if not view.sweep.state.creates_runs:
+                return None, view.sweep.state.is_ended
+        self._flush()
+        return run, False
+
+    def report_from_client(
+        self, run_id: str, attempt: int, records: Sequence[MetricRecord]
+    ) -> Run:
+        run = self._client_run(run_id, attempt)
+        with self.store.transaction():
+            self._record_metrics(run, records)
+        self._flush()
+        return run
+
+    def finish_from_client(
+        self, run_id: str, attempt: int, state: RunState, exit_code: int | None, reason: str
+    ) -> Run:
+        if state not in (RunState.FINISHED, RunState.FAILED, RunState.STOPPED):
+            raise InvalidArgument("state: must be FINISHED, FAILED or STOPPED")
+        run = self._client_run(run_id, attempt)
+        with self.store.transaction():
+            self._finish(run, state, exit_code, reason, self.clock())
+        self._flush()
+        self._schedule()
+        return run
+
+    def _client_run(self, run_id: str, attempt: int) -> Run:
+        run = self.get_run(run_id)
+        if not names.is_client_worker(run.worker_id):
+            raise PermissionDenied(
+                f"run {run_id} is held by worker {run.worker_id or '(none)'}; only runs from"
+                " SuggestRun can be reported through ReportMetrics/FinishRun"
+            )
+        return self._held_run(run_id, attempt, run.worker_id)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        """Fills free worker slots with runs, fairly across sweeps."""
+        progress = True
+        while progress:
+            progress = False
+            for session in list(self.sessions.values()):
+                if session.free_slots <= 0:
+                    continue
+                for view in self._runnable_sweeps(session):
+                    if self._assign_one(view, session):
+                        progress = True
+                        break
+        self._flush()
+
+    def _runnable_sweeps(self, session: WorkerSession) -> list[SweepView]:
+        views = [
+            v for v in self.sweeps.values()
+            if v.sweep.state.creates_runs
+            and (not session.info.sweep_id or v.sweep.id == session.info.sweep_id)
+        ]
+        # Fair share: the sweep with the fewest runs going gets the slot; ties go to the oldest.
+        views.sort(key=lambda v: (v.active_count(), v.sweep.created_at))
+        return views
+
+    def _assign_one(self, view: SweepView, session: WorkerSession) -> bool:
+        pending = view.pending_runs()
+        with self.store.transaction():
+            if pending:
+                run = self._assign_existing(view, pending[0], session.info.id, lease=True)
+            else:
+                suggestion = self._next_suggestion(view)
+                if suggestion is None:
+                    self._maybe_finish(view)
+                    return False
+                run = self._create_run(view, suggestion, session.info.id, lease=True)
+        session.active_runs.add(run.id)
+        session.runs_assigned += 1
+        self._send(session.info.id, self._assign_order(view, run))
+        return True
+
+    def _assign_order(self, view: SweepView, run: Run) -> AssignOrder:
+        return AssignOrder(
+            run_id=run.id, sweep_id=run.sweep_id, attempt=run.attempt, params=run.params,
+            argv=render_command(view.config, run.point), metric_name=view.metric_name,
+        )
+
+    def _create_run(
+        self, view: SweepView, suggestion: Suggestion, worker_id: str, *, lease: bool
+    ) -> Run:
+        sweep = view.sweep
+        sweep.run_count += 1
+        now = self.clock()
+        point = dict(suggestion.params)
+        run = Run(
+            id=names.run_id(sweep.id, sweep.run_count), sweep_id=sweep.id,
+            number=sweep.run_count, state=RunState.ASSIGNED, point=point,
+            params=nest(point), created_at=now, attempt=1, worker_id=worker_id,
+            predicted_mean=suggestion.predicted_mean, predicted_std=suggestion.predicted_std,
+            lease_expires_at=self._lease_deadline(DEFAULT_HEARTBEAT_INTERVAL_S) if lease else None,
+        )
+        run.argv = render_command(view.config, point)
+        self.store.insert_run(run)
+        self.store.update_sweep(sweep)
+        self.store.record_event(run, now, f"assigned to {worker_id}")
+        view.runs[run.id] = run
+        self.runs[run.id] = run
+        view.version += 1
+        cap = view.config.run_cap
+        if cap is not None and sweep.run_count >= cap and not sweep.exhausted_reason:
+            sweep.exhausted_reason = f"run_cap {cap} reached"
+            self.store.update_sweep(sweep)
+        return run
+
+    def _assign_existing(self, view: SweepView, run: Run, worker_id: str, *, lease: bool) -> Run:
+        run.state = RunState.ASSIGNED
+        run.attempt += 1
+        run.worker_id = worker_id
+        run.lease_expires_at = (
+            self._lease_deadline(DEFAULT_HEARTBEAT_INTERVAL_S) if lease else None
+        )
+        self.store.update_run(run)
+        self.store.record_event(run, self.clock(), f"assigned to {worker_id}")
+        view.version += 1
+        return run
+
+    # -- search ---------------------------------------------------------------------------
+
+    def _trials(self, view: SweepView) -> list[Trial]:
+        metric = view.config.metric
+        trials = []
+        for run in view.runs.values():
+            value = run.summary.get(metric.name) if metric else None
+            history = view.histories.get(run.id)
+            best = None
+            if history and metric is not None:
+                finite = [v for v in history if math.isfinite(v)]
+                if finite:
+                    best = max(finite) if metric.goal == "maximize" else min(finite)
+            trials.append(Trial(params=run.point, state=_TRIAL_STATE[run.state],
+                                value=value, best_value=best))
+        return trials
+
+    def _rng(self, view: SweepView) -> np.random.Generator:
+        # Seeded by sweep id and run count: reproducible, and continues the same way after a
+        # coordinator restart.
+        digest = hashlib.sha256(view.sweep.id.encode()).digest()
+        return np.random.default_rng([int.from_bytes(digest[:8], "little"), view.sweep.run_count])
+
+    def _next_suggestion(self, view: SweepView) -> Suggestion | None:
+        """The next point, or None if there is none now (exhausted, or still being prepared:
+        ``exhausted_reason`` tells which)."""
+        if view.sweep.exhausted_reason:
+            return None
+        if view.config.method in INLINE_METHODS or self.executor is None:
+            suggestion = suggest(view.config, self._trials(view), self._rng(view))
+            if suggestion is None:
+                self._mark_exhausted(view)
+            return suggestion
+        prepared = view.prepared
+        if prepared is not None and prepared.version == view.version:
+            view.prepared = None
+            if prepared.suggestion is None:
+                self._mark_exhausted(view)
+            return prepared.suggestion
+        self._prepare(view)
+        return None
+
+    def _mark_exhausted(self, view: SweepView) -> None:
+        view.sweep.exhausted_reason = "search space exhausted"
+        self.store.update_sweep(view.sweep)
+
+    async def _prepare_now(self, view: SweepView) -> None:
+        """Waits until the sweep's next suggestion is prepared (for ask/report clients)."""
+        self._prepare(view)
+        while view.preparing:
+            await asyncio.sleep(PREPARE_POLL_S)
+
+    def _prepare(self, view: SweepView) -> None:
+        """Computes the sweep's next suggestion off the event loop."""
+        if view.preparing or self.executor is None:
+            return
+        view.preparing = True
+        version = view.version
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self.executor, suggest, view.config, self._trials(view), self._rng(view)
+        )
+
+        def done(fut: asyncio.Future[Suggestion | None]) -> None:
+            view.preparing = False
+            try:
+                suggestion = fut.result()
+            except Exception:
+                log.exception("search failed for sweep %s", view.sweep.id)
+                return
+            if version == view.version:
+                view.prepared = _Prepared(suggestion, version)
+            self._schedule()
+
+        future.add_done_callback(done)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def _send(self, worker_id: str, order: Order) -> None:
+        # Held until the current transaction commits: nothing leaves before it is stored.
+        self._outgoing.append((worker_id, order))
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        for worker_id, order in outgoing:
+            session = self.sessions.get(worker_id)
+            if session is not None:
+                session.outbox.put_nowait(order)
+
+    def assign_order_for(self, run: Run) -> AssignOrder:
+        return self._assign_order(self.sweeps[run.sweep_id], run)
+
+    def history(self, run: Run) -> list[MetricRecord]:
+        return self.store.metric_history(run.id, run.attempt)
+
+    def list_sweeps(self) -> Iterable[SweepView]:
+        return sorted(self.sweeps.values(), key=lambda v: v.sweep.created_at, reverse=True)

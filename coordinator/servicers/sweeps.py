@@ -1,0 +1,126 @@
+"""SweepService: thin translation between the client-facing API and the dispatcher."""
+
+from __future__ import annotations
+
+import grpc
+
+from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
+
+from ..dispatcher import Dispatcher
+from ..errors import InvalidArgument
+from .convert import (
+    record_to_proto,
+    records_from_proto,
+    run_state_from_proto,
+    run_to_proto,
+    sweep_to_proto,
+    worker_to_proto,
+)
+from .errors import maps_errors
+
+Context = grpc.aio.ServicerContext
+
+
+def _require(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{field}: must not be empty")
+    return value
+
+
+class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+
+    @maps_errors
+    async def CreateSweep(
+        self, request: sweeps_pb2.CreateSweepRequest, context: Context
+    ) -> sweeps_pb2.CreateSweepResponse:
+        if not request.config_text.strip():
+            raise InvalidArgument("config_text: empty; pass the sweep configuration's YAML or JSON")
+        view = self.d.create_sweep(request.config_text, request.source_name)
+        return sweeps_pb2.CreateSweepResponse(sweep=sweep_to_proto(view, self.d))
+
+    @maps_errors
+    async def GetSweep(self, request: sweeps_pb2.GetSweepRequest, context: Context
+                       ) -> common_pb2.Sweep:
+        view = self.d.get_sweep(_require(request.sweep_id, "sweep_id"))
+        return sweep_to_proto(view, self.d)
+
+    @maps_errors
+    async def ListSweeps(self, request: sweeps_pb2.ListSweepsRequest, context: Context
+                         ) -> sweeps_pb2.ListSweepsResponse:
+        return sweeps_pb2.ListSweepsResponse(
+            sweeps=[sweep_to_proto(v, self.d) for v in self.d.list_sweeps()]
+        )
+
+    @maps_errors
+    async def SetSweepState(self, request: sweeps_pb2.SetSweepStateRequest, context: Context
+                            ) -> common_pb2.Sweep:
+        sweep_id = _require(request.sweep_id, "sweep_id")
+        actions = {
+            sweeps_pb2.SWEEP_ACTION_PAUSE: self.d.pause,
+            sweeps_pb2.SWEEP_ACTION_RESUME: self.d.resume,
+            sweeps_pb2.SWEEP_ACTION_STOP: self.d.stop,
+            sweeps_pb2.SWEEP_ACTION_CANCEL: self.d.cancel,
+        }
+        action = actions.get(request.action)
+        if action is None:
+            raise InvalidArgument("action: must be PAUSE, RESUME, STOP or CANCEL")
+        return sweep_to_proto(action(sweep_id), self.d)
+
+    @maps_errors
+    async def ListRuns(self, request: sweeps_pb2.ListRunsRequest, context: Context
+                       ) -> sweeps_pb2.ListRunsResponse:
+        view = self.d.get_sweep(_require(request.sweep_id, "sweep_id"))
+        return sweeps_pb2.ListRunsResponse(runs=[run_to_proto(r) for r in view.runs.values()])
+
+    @maps_errors
+    async def GetRun(self, request: sweeps_pb2.GetRunRequest, context: Context
+                     ) -> sweeps_pb2.GetRunResponse:
+        run = self.d.get_run(_require(request.run_id, "run_id"))
+        history = self.d.history(run) if request.include_history else []
+        return sweeps_pb2.GetRunResponse(
+            run=run_to_proto(run), history=[record_to_proto(r) for r in history]
+        )
+
+    @maps_errors
+    async def ListWorkers(self, request: sweeps_pb2.ListWorkersRequest, context: Context
+                          ) -> sweeps_pb2.ListWorkersResponse:
+        workers = []
+        for info in sorted(self.d.workers.values(),
+                           key=lambda w: (not w.connected, w.id)):
+            session = self.d.sessions.get(info.id)
+            run_ids = list(session.active_runs) if session is not None else []
+            workers.append(worker_to_proto(info, run_ids))
+        return sweeps_pb2.ListWorkersResponse(workers=workers)
+
+    @maps_errors
+    async def SuggestRun(self, request: sweeps_pb2.SuggestRunRequest, context: Context
+                         ) -> sweeps_pb2.SuggestRunResponse:
+        run, done = await self.d.suggest_for_client(
+            _require(request.sweep_id, "sweep_id"), request.client_id
+        )
+        response = sweeps_pb2.SuggestRunResponse(sweep_done=done)
+        if run is not None:
+            response.run.CopyFrom(run_to_proto(run))
+        return response
+
+    @maps_errors
+    async def ReportMetrics(self, request: sweeps_pb2.ReportMetricsRequest, context: Context
+                            ) -> sweeps_pb2.ReportMetricsResponse:
+        records = records_from_proto(request.records, self.d.clock())
+        run = self.d.report_from_client(_require(request.run_id, "run_id"), request.attempt,
+                                        records)
+        return sweeps_pb2.ReportMetricsResponse(
+            should_stop=run.stop is not None, stop_reason=run.reason if run.stop else ""
+        )
+
+    @maps_errors
+    async def FinishRun(self, request: sweeps_pb2.FinishRunRequest, context: Context
+                        ) -> common_pb2.Run:
+        state = run_state_from_proto(request.state)
+        run = self.d.finish_from_client(
+            _require(request.run_id, "run_id"), request.attempt, state,
+            request.exit_code if request.HasField("exit_code") else None, request.reason,
+        )
+        return run_to_proto(run)

@@ -1,0 +1,73 @@
+"""``worker``: the worker daemon's command line.
+
+Exit codes: 0 done (its sweep ended, ``--count`` reached, or a clean shutdown);
+130 interrupted by Ctrl+C / SIGTERM (after its runs were handled); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from sweepd.client.transport import coordinator_address
+
+from .daemon import Worker, WorkerOptions
+from .runner import DEFAULT_STOP_GRACE_S
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: write labels as KEY=VALUE", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """sweepd worker: runs what the coordinator assigns."""
+
+
+@main.command("join")
+@click.option("--coordinator", metavar="HOST:PORT", default=None,
+              help="Coordinator address [default: $SWEEPD_COORDINATOR or 127.0.0.1:50051]")
+@click.option("--slots", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many runs to run at once.")
+@click.option("--sweep", "sweep_id", default="", metavar="ID",
+              help="Take runs of this sweep only, and exit when it ends.")
+@click.option("--count", type=click.IntRange(min=0), default=0,
+              help="Exit after this many runs (0: no limit).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory runs start in (the program path is relative to it); run files"
+                   " go to WORKDIR/.sweepd/runs. [default: the current directory]")
+@click.option("--interpreter", default=sys.executable, show_default="this worker's Python",
+              help="What ${interpreter} in the sweep's command runs.")
+@click.option("--worker-id", default="", help="A stable name for this worker"
+              " [default: HOST-PID-random].")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="A label reported to the coordinator (repeatable).")
+@click.option("--stop-grace", type=click.FloatRange(min=0), default=DEFAULT_STOP_GRACE_S,
+              show_default=True, help="Seconds between SIGTERM and SIGKILL when a run is stopped.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir: Path | None,
+         interpreter: str, worker_id: str, labels: tuple[str, ...], stop_grace: float,
+         log_level: str) -> None:
+    """Join a coordinator and run assigned runs until told to stop."""
+    logging.basicConfig(level=getattr(logging, log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    workdir = (workdir or Path.cwd()).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    opts = WorkerOptions(
+        coordinator=coordinator_address(coordinator), slots=slots, sweep_id=sweep_id,
+        count=count, workdir=workdir, interpreter=interpreter, worker_id=worker_id,
+        labels=_labels(labels), stop_grace_s=stop_grace,
+    )
+    sys.exit(asyncio.run(Worker(opts).run()))

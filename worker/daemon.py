@@ -1,0 +1,362 @@
+"""The worker daemon: its session with the coordinator and the runs it holds.
+
+One stream to the coordinator, reopened with backoff whenever it breaks. Every message that
+changes state gets a sequence number and stays in ``_unacked`` until the coordinator
+acknowledges it, so reports made while the coordinator was away are delivered after it comes
+back, exactly once. Runs keep going while the coordinator is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sweepd.client.macros import resolve_worker_macros
+from sweepd.client.params import params_from_proto
+from sweepd.client.transport import open_aio_channel
+from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
+
+from .runner import DEFAULT_STOP_GRACE_S, MAX_RECORDS_PER_BATCH, METRICS_POLL_S, Outcome
+from .runner import MetricsFollower, Runner, RunningRun, RunSpec
+
+log = logging.getLogger("sweepd.worker")
+
+# Reconnect backoff: exponential with full jitter so that many workers do not reconnect in
+# lockstep after a coordinator restart; capped low because a restart is usually seconds.
+BACKOFF_INITIAL_S = 0.2
+BACKOFF_MAX_S = 5.0
+# The heartbeat interval this worker proposes; the coordinator may clamp it.
+PROPOSED_HEARTBEAT_S = 2.0
+# After its runs ended, a worker that is leaving waits at most this long for the coordinator
+# to acknowledge their reports before it exits anyway (reports are then lost to it).
+FLUSH_TIMEOUT_S = 30.0
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+
+
+def _ts(t: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(t * 1e9))
+    return ts
+
+
+@dataclass
+class WorkerOptions:
+    coordinator: str
+    slots: int = 1
+    sweep_id: str = ""
+    count: int = 0
+    workdir: Path = field(default_factory=Path.cwd)
+    interpreter: str = sys.executable
+    worker_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
+
+
+@dataclass
+class _Held:
+    running: RunningRun
+    follower: MetricsFollower
+    done: bool = False  # its RunFinished is queued; kept until acknowledged
+
+
+class Worker:
+    def __init__(self, opts: WorkerOptions) -> None:
+        self.opts = opts
+        host = socket.gethostname()
+        self.worker_id = opts.worker_id or f"{host}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.host = host
+        self.incarnation = uuid.uuid4().hex
+        self.runner = Runner(opts.workdir, resolve_argv=self._resolve_argv,
+                             stop_grace_s=opts.stop_grace_s)
+        self.held: dict[str, _Held] = {}
+        self._seq = 0
+        self._acked_seq = 0
+        self._unacked: OrderedDict[int, workers_pb2.WorkerMessage] = OrderedDict()
+        self._send_queue: asyncio.Queue[workers_pb2.WorkerMessage] | None = None
+        self._heartbeat_s = PROPOSED_HEARTBEAT_S
+        self.runs_assigned = 0
+        self.draining = False
+        self.drain_reason = ""
+        self._interrupts = 0
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        connection = asyncio.create_task(self._connection_loop())
+        try:
+            await self._until_done()
+        finally:
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection
+            for task in list(self._tasks):
+                task.cancel()
+        return EXIT_INTERRUPTED if self._interrupts else EXIT_OK
+
+    async def _until_done(self) -> None:
+        flush_deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            self._changed.clear()
+            alive = [h for h in self.held.values() if not h.done]
+            if self.draining and not alive:
+                if not self._unacked:
+                    log.info("worker %s exiting: %s", self.worker_id, self.drain_reason)
+                    return
+                if flush_deadline is None:
+                    flush_deadline = loop.time() + FLUSH_TIMEOUT_S
+                elif loop.time() > flush_deadline:
+                    log.error("coordinator did not acknowledge %d report(s) within %.0f s;"
+                              " exiting without them", len(self._unacked), FLUSH_TIMEOUT_S)
+                    return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+
+    def _drain(self, reason: str) -> None:
+        if not self.draining:
+            self.draining = True
+            self.drain_reason = reason
+            log.info("worker %s takes no new runs: %s", self.worker_id, reason)
+            self._send_heartbeat()
+        self._changed.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        """First Ctrl+C / SIGTERM: take no new runs and wait for the runs; SIGTERM also goes
+        to the runs so they can checkpoint. Second: SIGTERM the runs. Third: SIGKILL them."""
+        self._interrupts += 1
+        alive = [h.running for h in self.held.values() if not h.done]
+        if self._interrupts == 1:
+            self._drain(f"received {sig.name}")
+            if sig is signal.SIGTERM:
+                for r in alive:
+                    self.runner.signal(r, signal.SIGTERM)
+            if alive:
+                print(f"worker: waiting for {len(alive)} run(s) to finish; press Ctrl+C again"
+                      " to stop them", file=sys.stderr, flush=True)
+        elif self._interrupts == 2:
+            print("worker: sending SIGTERM to the runs; Ctrl+C again kills them",
+                  file=sys.stderr, flush=True)
+            for r in alive:
+                self.runner.signal(r, signal.SIGTERM)
+        else:
+            print("worker: killing the runs", file=sys.stderr, flush=True)
+            for r in alive:
+                self.runner.signal(r, signal.SIGKILL)
+        self._changed.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- connection -----------------------------------------------------------------------
+
+    async def _connection_loop(self) -> None:
+        backoff = BACKOFF_INITIAL_S
+        while True:
+            connected = False
+            try:
+                async with open_aio_channel(self.opts.coordinator) as channel:
+                    stub = workers_pb2_grpc.WorkerServiceStub(channel)
+                    call = stub.Connect(wait_for_ready=False)
+                    connected = await self._session(call)
+            except grpc.aio.AioRpcError as exc:
+                log.info("coordinator %s unavailable (%s); retrying",
+                         self.opts.coordinator, exc.code().name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker session failed; reconnecting")
+            finally:
+                self._send_queue = None
+            if connected:
+                backoff = BACKOFF_INITIAL_S
+            await asyncio.sleep(random.uniform(0, backoff))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _session(self, call: Any) -> bool:
+        """One stream's life. Returns whether it got as far as the coordinator's welcome."""
+        hello = workers_pb2.Hello(
+            worker_id=self.worker_id, incarnation=self.incarnation, host=self.host,
+            slots=self.opts.slots, labels=self.opts.labels, sweep_id=self.opts.sweep_id,
+            heartbeat_interval_s=PROPOSED_HEARTBEAT_S, max_runs=self.opts.count,
+            last_acked_seq=self._acked_seq, runs_assigned=self.runs_assigned,
+            held_runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
+                                           attempt=h.running.spec.attempt)
+                       for h in self.held.values()],
+        )
+        await call.write(workers_pb2.WorkerMessage(hello=hello))
+        first = await call.read()
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
+            return False
+        welcome = first.welcome
+        self._heartbeat_s = welcome.heartbeat_interval_s or PROPOSED_HEARTBEAT_S
+        self._ack_up_to(welcome.applied_seq)
+        log.info("connected to %s as %s", self.opts.coordinator, self.worker_id)
+        for run_id in welcome.stop_run_ids:
+            held = self.held.get(run_id)
+            if held is not None:
+                self.runner.request_stop(held.running, "the coordinator no longer holds this run")
+        queue: asyncio.Queue[workers_pb2.WorkerMessage] = asyncio.Queue()
+        for msg in self._unacked.values():  # resend, in order, what was not acknowledged
+            queue.put_nowait(msg)
+        self._send_queue = queue
+        if self.draining:
+            self._send_heartbeat()
+        writer = asyncio.create_task(self._write(call, queue))
+        heartbeat = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                msg = await call.read()
+                if msg is grpc.aio.EOF:
+                    break
+                self._on_coordinator_message(msg)
+        finally:
+            self._send_queue = None
+            writer.cancel()
+            heartbeat.cancel()
+            call.cancel()
+        return True
+
+    async def _write(self, call: Any, queue: asyncio.Queue[workers_pb2.WorkerMessage]) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            while True:
+                await call.write(await queue.get())
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            self._send_heartbeat()
+
+    def _send_heartbeat(self) -> None:
+        alive = [h for h in self.held.values() if not h.done]
+        msg = workers_pb2.WorkerMessage(heartbeat=workers_pb2.Heartbeat(
+            runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
+                                      attempt=h.running.spec.attempt) for h in alive],
+            free_slots=0 if self.draining else max(self.opts.slots - len(alive), 0),
+            draining=self.draining,
+        ))
+        if self._send_queue is not None:
+            self._send_queue.put_nowait(msg)
+
+    def _send(self, **body: Any) -> None:
+        """Queues a state-changing message; it is kept until acknowledged."""
+        self._seq += 1
+        msg = workers_pb2.WorkerMessage(seq=self._seq, **body)
+        self._unacked[self._seq] = msg
+        if self._send_queue is not None:
+            self._send_queue.put_nowait(msg)
+
+    def _ack_up_to(self, seq: int) -> None:
+        while self._unacked and next(iter(self._unacked)) <= seq:
+            _, msg = self._unacked.popitem(last=False)
+            self._forget_if_finished(msg)
+        self._acked_seq = max(self._acked_seq, seq)
+        self._changed.set()
+
+    def _forget_if_finished(self, msg: workers_pb2.WorkerMessage) -> None:
+        if msg.WhichOneof("body") == "run_finished":
+            self.held.pop(msg.run_finished.run_id, None)
+
+    def _on_coordinator_message(self, msg: workers_pb2.CoordinatorMessage) -> None:
+        kind = msg.WhichOneof("body")
+        if kind == "ack":
+            if msg.ack.refused:
+                refused = self._unacked.get(msg.ack.seq)
+                log.warning("coordinator refused message %d: %s", msg.ack.seq, msg.ack.refused)
+                if refused is not None:
+                    self._forget_if_finished(refused)
+            self._ack_up_to(msg.ack.seq)
+        elif kind == "assign":
+            self._spawn(self._run(msg.assign))
+        elif kind == "stop_run":
+            held = self.held.get(msg.stop_run.run_id)
+            if held is not None and not held.done:
+                log.info("stopping run %s: %s", msg.stop_run.run_id, msg.stop_run.reason)
+                self.runner.request_stop(held.running, msg.stop_run.reason)
+        elif kind == "drain":
+            self._drain(msg.drain.reason)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def _resolve_argv(self, argv: list[str], spec: RunSpec, run_dir: Path) -> list[str]:
+        def args_json_file() -> str:
+            import json
+
+            path = run_dir / "args.json"
+            path.write_text(json.dumps(spec.params))
+            return str(path)
+
+        return resolve_worker_macros(argv, interpreter=self.opts.interpreter,
+                                     env=os.environ, args_json_file=args_json_file)
+
+    async def _run(self, assign: workers_pb2.Assign) -> None:
+        spec = RunSpec(run_id=assign.run_id, sweep_id=assign.sweep_id, attempt=assign.attempt,
+                       params=params_from_proto(assign.params), argv=list(assign.argv))
+        if self.draining:
+            # Arrived as we began to leave: hand it back untouched for another worker.
+            self._send(run_finished=workers_pb2.RunFinished(
+                run_id=spec.run_id, attempt=spec.attempt, state=common_pb2.RUN_STATE_PENDING,
+                reason=f"worker {self.worker_id} was leaving ({self.drain_reason})"))
+            return
+        self.runs_assigned += 1
+        if self.opts.count and self.runs_assigned >= self.opts.count:
+            self._drain(f"--count {self.opts.count} reached")
+        running = await self.runner.start(spec)
+        follower = MetricsFollower(running.run_dir / "metrics.jsonl")
+        held = _Held(running=running, follower=follower)
+        self.held[spec.run_id] = held
+        self._changed.set()
+        if running.process is not None:
+            log.info("run %s started: %s", spec.run_id, " ".join(running.argv))
+            self._send(run_started=workers_pb2.RunStarted(
+                run_id=spec.run_id, attempt=spec.attempt, argv=running.argv,
+                pid=running.pid, time=_ts(running.started_at)))
+        waiter = asyncio.ensure_future(self.runner.wait(running))
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=METRICS_POLL_S)
+            self._report_metrics(held, final=False)
+        self._report_metrics(held, final=True)
+        outcome: Outcome = waiter.result()
+        log.info("run %s %s%s", spec.run_id, outcome.state.lower(),
+                 f" ({outcome.reason})" if outcome.reason else "")
+        held.done = True
+        finished = workers_pb2.RunFinished(
+            run_id=spec.run_id, attempt=spec.attempt,
+            state=common_pb2.RunState.Value(f"RUN_STATE_{outcome.state}"),
+            reason=outcome.reason, time=_ts(outcome.time))
+        if outcome.exit_code is not None:
+            finished.exit_code = outcome.exit_code
+        self._send(run_finished=finished)
+        self._changed.set()
+
+    def _report_metrics(self, held: _Held, *, final: bool) -> None:
+        records = held.follower.read_new(final=final)
+        for start in range(0, len(records), MAX_RECORDS_PER_BATCH):
+            batch = records[start:start + MAX_RECORDS_PER_BATCH]
+            self._send(metrics=workers_pb2.MetricBatch(
+                run_id=held.running.spec.run_id, attempt=held.running.spec.attempt,
+                records=[common_pb2.MetricRecord(index=r.index, step=r.step, values=r.values,
+                                                 time=_ts(r.time)) for r in batch]))
