@@ -1,0 +1,223 @@
+"""The unit-cube encoding that model-based search works in.
+
+Every searchable parameter becomes one or more columns in [0, 1]:
+
+1. A numeric parameter (uniform, int, quantised, log, inv-log, normal, beta, ...) becomes one
+   column ``u = cdf(param, value)``: its prior CDF. This *warps* the input by the parameter's
+   distribution — ``log_uniform_values`` becomes linear in ``log(value)``, a normal prior
+   stretches its centre — so a stationary kernel on ``u`` matches how the user said the
+   parameter should be explored. Decoding is ``ppf(param, u)``, which also rounds ints and
+   quantised values onto their support ("snapping").
+2. A categorical parameter with ``m`` values becomes ``m`` one-hot columns, so no order is
+   imposed on the values (W&B's engine puts them on one ordinal axis). Decoding takes the
+   largest column.
+3. Constants take no column; they are added back when decoding.
+
+The maths is in ``sweepd.coordinator.config.distributions``; this module only arranges
+columns. Points are decoded to plain ``{path: value}`` mappings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..config import distributions as dist
+from ..config.model import Parameter, ParamPath, Point, Value
+
+FloatArray = NDArray[np.float64]
+
+# Decoding clips u into [U_EPS, 1 − U_EPS] so that unbounded priors (normal, log-normal) map to
+# finite values (the 1e-9 quantile of a normal is −6σ) and bounded ones stay inside the range.
+U_EPS = 1e-9
+# A parameter missing from a run (e.g. logged by an older config) is placed at the prior median.
+MISSING_U = 0.5
+
+
+@dataclass(frozen=True)
+class Column:
+    """Where one free parameter lives in the encoded vector."""
+
+    param: Parameter
+    start: int
+    stop: int
+    categorical: bool
+    discrete: bool
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """Column layout of a search space (see the module docstring)."""
+
+    columns: tuple[Column, ...]
+    constants: tuple[Parameter, ...]
+    dim: int
+
+    @property
+    def all_discrete(self) -> bool:
+        """True when every free parameter has a countable support (dedup applies)."""
+        return all(c.discrete for c in self.columns)
+
+    def support_product(self) -> int | None:
+        """Number of distinct points, or None if infinite / unknown."""
+        total = 1
+        for c in self.columns:
+            size = dist.support_size(c.param)
+            if size is None:
+                return None
+            total *= size
+        return total
+
+    def numeric_mask(self) -> NDArray[np.bool_]:
+        mask = np.zeros(self.dim, dtype=bool)
+        for c in self.columns:
+            if not c.categorical:
+                mask[c.start] = True
+        return mask
+
+    def encode(self, points: Sequence[Point]) -> FloatArray:
+        """Encode points (n × dim). Values outside the support are clipped into [0, 1]."""
+        out = np.zeros((len(points), self.dim))
+        for c in self.columns:
+            path = c.param.path
+            memo: dict[str, float] = {}
+            for i, point in enumerate(points):
+                u = _cdf_memo(c.param, point, path, memo)
+                if c.categorical:
+                    m = c.stop - c.start
+                    idx = int(min(max(u * m, 0.0), m - 1))
+                    out[i, c.start + idx] = 1.0
+                else:
+                    out[i, c.start] = u
+        return out
+
+    def decode(self, row: FloatArray) -> dict[ParamPath, Value]:
+        """Decode one row to a point, snapping every value onto its parameter's support."""
+        point: dict[ParamPath, Value] = {p.path: p.value for p in self.constants}
+        for c in self.columns:
+            if c.categorical:
+                m = c.stop - c.start
+                idx = int(np.argmax(row[c.start : c.stop]))
+                u = (idx + 0.5) / m
+            else:
+                u = float(np.clip(row[c.start], U_EPS, 1.0 - U_EPS))
+            point[c.param.path] = dist.ppf(c.param, u)
+        return point
+
+    def snap(self, rows: FloatArray) -> tuple[FloatArray, list[dict[ParamPath, Value]]]:
+        """Decode rows and re-encode them: the encodings of the points actually suggested."""
+        points = [self.decode(r) for r in rows]
+        return self.encode(points), points
+
+    def sample(self, rng: np.random.Generator, n: int, box: FloatArray | None = None) -> FloatArray:
+        """``n`` random encoded points: numeric u uniform (within ``box`` = (2, dim) lower and
+        upper bounds if given), categoricals one-hot with uniformly drawn values."""
+        out = np.zeros((n, self.dim))
+        for c in self.columns:
+            if c.categorical:
+                idx = rng.integers(0, c.stop - c.start, size=n)
+                out[np.arange(n), c.start + idx] = 1.0
+            else:
+                lo, hi = (0.0, 1.0) if box is None else (box[0, c.start], box[1, c.start])
+                out[:, c.start] = lo + (hi - lo) * rng.random(n)
+        return out
+
+    def perturb(
+        self,
+        rng: np.random.Generator,
+        centres: FloatArray,
+        scale: float,
+        box: FloatArray | None = None,
+    ) -> FloatArray:
+        """One random neighbour per row of ``centres``.
+
+        Each parameter is changed with probability ``max(PERTURB_MIN_PROB, 1/k)`` (k free
+        parameters; at least one is always changed): numeric columns by a Gaussian step of
+        ``scale`` (reflected into the box), categoricals by a uniformly drawn other value.
+        """
+        n = centres.shape[0]
+        k = len(self.columns)
+        out = centres.copy()
+        prob = max(PERTURB_MIN_PROB, 1.0 / max(k, 1))
+        change = rng.random((n, k)) < prob
+        forced = rng.integers(0, max(k, 1), size=n)
+        change[np.arange(n), forced] = True
+        lo = np.zeros(self.dim) if box is None else box[0]
+        hi = np.ones(self.dim) if box is None else box[1]
+        for j, c in enumerate(self.columns):
+            rows = np.nonzero(change[:, j])[0]
+            if rows.size == 0:
+                continue
+            if c.categorical:
+                m = c.stop - c.start
+                if m < 2:
+                    continue
+                cur = np.argmax(out[rows, c.start : c.stop], axis=1)
+                new = (cur + rng.integers(1, m, size=rows.size)) % m
+                out[rows, c.start : c.stop] = 0.0
+                out[rows, c.start + new] = 1.0
+            else:
+                col = c.start
+                step = out[rows, col] + scale * rng.standard_normal(rows.size)
+                out[rows, col] = _reflect(step, lo[col], hi[col])
+        return out
+
+
+# Probability of changing each parameter in a local perturbation (at least 1/k): a few
+# coordinates at a time, as in TuRBO's perturbation masks, keeps neighbours close in high d.
+PERTURB_MIN_PROB = 0.2
+
+
+def _reflect(x: FloatArray, lo: float, hi: float) -> FloatArray:
+    width = max(hi - lo, 1e-12)
+    y = np.mod(x - lo, 2 * width)
+    y = np.where(y > width, 2 * width - y, y)
+    return np.asarray(lo + y, dtype=np.float64)
+
+
+def _cdf_memo(param: Parameter, point: Point, path: ParamPath, memo: dict[str, float]) -> float:
+    """``cdf(param, value)`` for the point's value, memoised on ``repr(value)`` within one
+    encode call (discrete values repeat across runs)."""
+    if path not in point:
+        return MISSING_U
+    value = point[path]
+    key = repr(value)
+    u = memo.get(key)
+    if u is None:
+        try:
+            u = float(dist.cdf(param, value))
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError):
+            u = MISSING_U
+        if not np.isfinite(u):
+            u = MISSING_U
+        u = min(max(u, 0.0), 1.0)
+        memo[key] = u
+    return u
+
+
+def build_encoding(parameters: Sequence[Parameter]) -> Encoding:
+    """Lay out the columns for ``parameters`` (constants take none)."""
+    columns: list[Column] = []
+    constants: list[Parameter] = []
+    start = 0
+    for p in parameters:
+        if p.distribution == "constant":
+            constants.append(p)
+            continue
+        categorical = not dist.is_numeric(p)
+        width = len(p.values or ()) if categorical else 1
+        if categorical and width == 0:
+            constants.append(p)
+            continue
+        columns.append(Column(p, start, start + width, categorical, bool(dist.is_discrete(p))))
+        start += width
+    return Encoding(columns=tuple(columns), constants=tuple(constants), dim=start)
+
+
+def row_keys(rows: FloatArray) -> list[bytes]:
+    """Hashable identities of encoded points (for dedup): the rows rounded to 1e-9."""
+    rounded = np.round(rows, 9) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return [r.tobytes() for r in rounded]
