@@ -21,7 +21,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from .params import params_from_proto
@@ -153,7 +152,7 @@ class Client:
 
     def _set_state(self, sweep_id: str, action: int) -> dict[str, Any]:
         return sweep_to_dict(self._call("SetSweepState", sweeps_pb2.SetSweepStateRequest(
-            sweep_id=sweep_id, action=action)))  # type: ignore[arg-type]
+            sweep_id=sweep_id, action=action)))
 
     def pause(self, sweep_id: str) -> dict[str, Any]:
         return self._set_state(sweep_id, sweeps_pb2.SWEEP_ACTION_PAUSE)

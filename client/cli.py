@@ -91,8 +91,10 @@ def list_(client: Client, fmt: str) -> None:
         counts = s["run_counts"]
         best = s["best_run"]
         metric = s["metric"]
-        best_text = (f"{best['id']} {metric['name']}={cell_text(best['summary'].get(metric['name']))}"
-                     if best and metric else "-")
+        best_text = "-"
+        if best and metric:
+            best_text = f"{best['id']} {metric['name']}="
+            best_text += cell_text(best["summary"].get(metric["name"]))
         rows.append([s["id"], s["name"] or "-", s["state"], s["method"],
                      sum(counts.values()), counts.get("RUNNING", 0), best_text,
                      when(s["created_at"])])
@@ -115,14 +117,15 @@ def show(sweep_id: str, client: Client, fmt: str) -> None:
         f"state    {s['state']}" + (f"  ({s['state_reason']})" if s["state_reason"] else ""),
         f"method   {s['method']}",
         f"metric   {metric['name']} ({metric['goal']})" if metric else "metric   -",
-        f"runs     " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(s["run_counts"].items()))
+        "runs     " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(s["run_counts"].items()))
                         or "none yet") + (f"  (run_cap {s['run_cap']})" if s["run_cap"] else ""),
         f"created  {when(s['created_at'])}",
     ]
     best = s["best_run"]
     if best and metric:
-        lines.append(f"best     {best['id']}  {metric['name']}="
-                     f"{cell_text(best['summary'].get(metric['name']))}  {cell_text(best['params'])}")
+        value = cell_text(best["summary"].get(metric["name"]))
+        lines.append(f"best     {best['id']}  {metric['name']}={value}"
+                     f"  {cell_text(best['params'])}")
     lines += [f"notice   {n}" for n in s["notices"]]
     click.echo("\n".join(lines))
 

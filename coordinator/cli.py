@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from sweepd.client.transport import default_state_dir
 
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES

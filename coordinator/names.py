@@ -17,7 +17,7 @@ SWEEP_ID_LENGTH = 8
 CLIENT_PREFIX = "client:"
 # Client-chosen identifiers travel in logs and tables: keep them printable and bounded.
 MAX_CLIENT_ID_LENGTH = 200
-_RUN_ID = re.compile(r"^([a-z0-9]{%d})-([1-9][0-9]*)$" % SWEEP_ID_LENGTH)
+_RUN_ID = re.compile(rf"^([a-z0-9]{{{SWEEP_ID_LENGTH}}})-([1-9][0-9]*)$")
 
 
 def new_sweep_id() -> str:

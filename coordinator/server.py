@@ -13,7 +13,6 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_CHECK_INTERVAL_S, Dispatcher

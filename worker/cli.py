@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from sweepd.client.transport import coordinator_address
 
 from .daemon import Worker, WorkerOptions

@@ -24,14 +24,21 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from sweepd.client.macros import resolve_worker_macros
 from sweepd.client.params import params_from_proto
 from sweepd.client.transport import open_aio_channel
 from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
 
-from .runner import DEFAULT_STOP_GRACE_S, MAX_RECORDS_PER_BATCH, METRICS_POLL_S, Outcome
-from .runner import MetricsFollower, Runner, RunningRun, RunSpec
+from .runner import (
+    DEFAULT_STOP_GRACE_S,
+    MAX_RECORDS_PER_BATCH,
+    METRICS_POLL_S,
+    MetricsFollower,
+    Outcome,
+    Runner,
+    RunningRun,
+    RunSpec,
+)
 
 log = logging.getLogger("sweepd.worker")
 

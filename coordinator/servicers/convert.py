@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from sweepd.client.params import params_to_proto
 from sweepd.v1 import common_pb2, sweeps_pb2
 
 from ..dispatcher import Dispatcher, SweepView
 from ..domain import MetricRecord, Run, RunState, SweepState, WorkerInfo
 from ..errors import InvalidArgument
+
 
 def timestamp(t: float | None) -> Timestamp | None:
     if t is None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
+from typing import TypeAlias
 
+import grpc
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from ..dispatcher import Dispatcher
@@ -18,7 +19,7 @@ from .convert import (
 )
 from .errors import maps_errors
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 def _require(value: str, field: str) -> str:

@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-
 from sweepd.v1 import workers_pb2, workers_pb2_grpc
 
 from ..dispatcher import (

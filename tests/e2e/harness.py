@@ -109,7 +109,7 @@ class Cluster:
         ], log, env=self.env)
         self.processes.append(proc)
         match = wait_for(
-            lambda: proc.poll() is None and re.search(r"listening on (\S+):(\d+)", proc.output())
+            lambda: (proc.poll() is None and re.search(r"listening on (\S+):(\d+)", proc.output()))
             or (proc.poll() is not None and _raise(f"coordinator exited:\n{proc.output()}")),
             what="the coordinator to listen",
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from .harness import Cluster
@@ -40,8 +39,10 @@ def test_ask_report_finish_completes_ten_runs(cluster: Cluster) -> None:
         assert again.run.id == run.id  # idempotent by client id until finished
         x = run.params.fields["x"].double_value
         k = run.params.fields["k"].int_value
-        records = [common_pb2.MetricRecord(index=i, step=i, values={"loss": x * x + k + 1 / (i + 1)})
-                   for i in range(3)]
+        records = [
+            common_pb2.MetricRecord(index=i, step=i, values={"loss": x * x + k + 1 / (i + 1)})
+            for i in range(3)
+        ]
         stub.ReportMetrics(sweeps_pb2.ReportMetricsRequest(run_id=run.id, attempt=run.attempt,
                                                            records=records))
         # A resent report is stored once.

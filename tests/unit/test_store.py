@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sweepd.coordinator.domain import MetricRecord, Run, RunState, Sweep, SweepState, WorkerInfo
 from sweepd.coordinator.store import SchemaMismatch, Store
 
