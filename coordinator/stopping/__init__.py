@@ -63,9 +63,13 @@ def parse_rule(raw: Any, path: str = "early_terminate") -> tuple[StopRule | None
                               f"write e.g. {_EXAMPLES['hyperband']}")]
     problems: list[Problem] = []
     rule_type = _check_type(raw, path, problems)
-    allowed = _KEYS.get(rule_type or "", ())
     for key in raw:
-        if key != "type" and key not in allowed and rule_type is not None:
+        if key == "type":
+            continue
+        if rule_type is None:  # still report keys that no type knows
+            if not any(key in keys for keys in _KEYS.values()):
+                problems.append(_unknown_key(str(key), None, path))
+        elif key not in _KEYS[rule_type]:
             problems.append(_unknown_key(str(key), rule_type, path))
     if rule_type is None:
         return None, problems
@@ -131,7 +135,13 @@ def _check_type(raw: Mapping[Any, Any], path: str, problems: list[Problem]) -> s
     return None
 
 
-def _unknown_key(key: str, rule_type: str, path: str) -> Problem:
+def _unknown_key(key: str, rule_type: str | None, path: str) -> Problem:
+    """A key the type does not take; ``rule_type`` None when the type itself is invalid."""
+    if rule_type is None:
+        allowed = tuple(dict.fromkeys(k for keys in _KEYS.values() for k in keys))
+        near = difflib.get_close_matches(key, allowed, n=1, cutoff=_SUGGEST_CUTOFF)
+        fix = f"did you mean {near[0]}?" if near else "remove it"
+        return Problem(f"{path}.{key}", "unknown key", fix)
     allowed = _KEYS[rule_type]
     owners = [t for t, keys in _KEYS.items() if key in keys]
     if owners:
