@@ -552,7 +552,9 @@ class Dispatcher:
         self.store.update_run(run)
         if metric is not None and metric.impute_while_running:
             view.version += 1  # running runs' values feed the model only in this mode
-        self._evaluate_stopping(view, run)
+        arrived = sum(1 for rec in fresh if metric is not None and metric.name in rec.values)
+        if arrived:
+            self._evaluate_stopping(view, run, arrived)
 
     def _check_target(self, view: SweepView, run: Run, value: float) -> None:
         metric = view.config.metric
@@ -566,14 +568,15 @@ class Dispatcher:
             self.store.update_sweep(view.sweep)
             log.info("sweep %s: %s", view.sweep.id, view.sweep.exhausted_reason)
 
-    def _evaluate_stopping(self, view: SweepView, run: Run) -> None:
+    def _evaluate_stopping(self, view: SweepView, run: Run, arrived: int) -> None:
+        """Judges the run that just reported, on every report (not on a timer)."""
         rule = view.config.early_terminate
-        if rule is None or run.stop is not None or view.config.metric is None:
+        metric = view.config.metric
+        if rule is None or run.stop is not None or metric is None:
             return
-        decisions = rule.should_stop(view.histories, {run.id}, view.config.metric.goal)
-        for decision in decisions:
-            if decision.run_id != run.id:
-                continue
+        decision = rule.should_stop_run(run.id, view.histories, metric.goal, arrived=arrived,
+                                        metric=metric.name)
+        if decision is not None:
             self._request_stop(run, {
                 "rule": decision.rule, "reason": decision.reason, "band": decision.band,
                 "threshold": decision.threshold, "value": decision.value,

@@ -102,12 +102,18 @@ def parse_config(source: str | Mapping[str, Any], *, filename: str | None = None
         for p in params:
             if p.distribution == "uniform":
                 problems.append(Problem("parameters." + p.name, "grid cannot enumerate a continuous parameter", "use values"))
+    rule = None
+    if raw.get("early_terminate") is not None:
+        from ..stopping import parse_rule
+
+        rule, rule_problems = parse_rule(raw["early_terminate"])
+        problems += rule_problems
     if problems:
         raise ConfigError(problems)
     params.sort(key=lambda p: ".".join(p.path))
     command = tuple(str(c) for c in raw.get("command", ())) or SweepConfig.command
     return SweepConfig(method=str(method), parameters=tuple(params), metric=metric,
-                       program=raw.get("program"), command=command, run_cap=raw.get("run_cap"),
+                       early_terminate=rule, program=raw.get("program"), command=command, run_cap=raw.get("run_cap"),
                        name=raw.get("name"), raw=raw)
 
 
