@@ -59,6 +59,13 @@ def run_to_dict(run: common_pb2.Run) -> dict[str, Any]:
         "ended_at": _time(run.ended_at),
         "predicted_mean": run.predicted_mean if run.HasField("predicted_mean") else None,
         "predicted_std": run.predicted_std if run.HasField("predicted_std") else None,
+        "stop": {
+            "rule": run.stop.rule,
+            "reason": run.stop.reason,
+            "band": run.stop.band if run.stop.HasField("band") else None,
+            "threshold": run.stop.threshold if run.stop.HasField("threshold") else None,
+            "value": run.stop.value if run.stop.HasField("value") else None,
+        } if run.HasField("stop") else None,
     }
 
 

@@ -41,6 +41,16 @@ def run_to_proto(run: Run) -> common_pb2.Run:
         msg.predicted_mean = run.predicted_mean
     if run.predicted_std is not None:
         msg.predicted_std = run.predicted_std
+    if run.stop is not None:
+        stop = msg.stop
+        stop.rule = str(run.stop.get("rule", ""))
+        stop.reason = str(run.stop.get("reason", ""))
+        if run.stop.get("band") is not None:
+            stop.band = int(run.stop["band"])
+        if run.stop.get("threshold") is not None:
+            stop.threshold = float(run.stop["threshold"])
+        if run.stop.get("value") is not None:
+            stop.value = float(run.stop["value"])
     return msg
 
 

@@ -103,7 +103,7 @@ class MetricRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., step: _Optional[int] = ..., values: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std")
+    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std", "stop")
     class SummaryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class Run(_message.Message):
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_MEAN_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_STD_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     id: str
     sweep_id: str
     number: int
@@ -143,7 +144,22 @@ class Run(_message.Message):
     ended_at: _timestamp_pb2.Timestamp
     predicted_mean: float
     predicted_std: float
-    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ...) -> None: ...
+    stop: StopDecision
+    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ..., stop: _Optional[_Union[StopDecision, _Mapping]] = ...) -> None: ...
+
+class StopDecision(_message.Message):
+    __slots__ = ("rule", "reason", "band", "threshold", "value")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BAND_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    reason: str
+    band: int
+    threshold: float
+    value: float
+    def __init__(self, rule: _Optional[str] = ..., reason: _Optional[str] = ..., band: _Optional[int] = ..., threshold: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Sweep(_message.Message):
     __slots__ = ("id", "name", "state", "config_text", "method", "metric_name", "metric_goal", "run_counts", "best_run", "notices", "created_at", "updated_at", "state_reason", "run_cap")
