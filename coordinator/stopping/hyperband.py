@@ -146,10 +146,11 @@ class HyperbandRule:
         # Strict shows the logged value as is (a NaN stays NaN); non-strict the best one.
         value = history[band - 1] if self.strict else from_cost(mine, goal)
         limit = from_cost(threshold, goal)
-        what = (f"{metric}={fmt(value)} at iteration {band}" if self.strict
-                else f"best {metric}={fmt(value)} in {len(history)} iterations")
-        reason = (f"hyperband: {what} is worse than the band threshold {fmt(limit)} at "
-                  f"iteration {band} (top 1/{fmt(self.eta)} of {reached} runs)")
+        what = (f"{metric}={fmt(value)} at iteration {band} is worse than the band threshold"
+                if self.strict else
+                f"best {metric}={fmt(value)} in {len(history)} iterations is worse than the "
+                f"iteration-{band} band threshold")
+        reason = (f"hyperband: {what} {fmt(limit)} (top 1/{fmt(self.eta)} of {reached} runs)")
         return StopDecision(run_id, reason, self.rule_type, band, limit, value)
 
     def describe(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from ..config.model import Goal
 from ._common import best_cost, cost, fmt, from_cost
@@ -14,6 +15,30 @@ from .base import DEFAULT_METRIC_LABEL, StopDecision
 # warm-up unless asked.
 DEFAULT_N_STARTUP_RUNS = 5
 DEFAULT_N_WARMUP_ITERS = 0
+
+
+class _Without(Sequence[float]):
+    """A sorted sequence with one element left out, without copying it (O(1) per access)."""
+
+    def __init__(self, values: Sequence[float], skip: int) -> None:
+        self.values, self.skip = values, skip
+
+    def __len__(self) -> int:
+        return len(self.values) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> float: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[float]: ...
+    def __getitem__(self, i: int | slice) -> float | Sequence[float]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.values[i if i < self.skip else i + 1]
+
+
+def _without(sorted_values: Sequence[float], value: float) -> Sequence[float]:
+    """``sorted_values`` less one occurrence of ``value`` (which it must contain)."""
+    return _Without(sorted_values, bisect.bisect_left(sorted_values, value))
 
 
 def median(sorted_values: Sequence[float]) -> float:
@@ -64,21 +89,7 @@ class MedianRule:
         arrived: int = 1,
         metric: str = DEFAULT_METRIC_LABEL,
     ) -> StopDecision | None:
-        history = histories.get(run_id, ())
-        k = len(history)
-        if k == 0 or k <= self.n_warmup_iters:
-            return None
-        others = sorted(cost(h[k - 1], goal) for other, h in histories.items()
-                        if other != run_id and len(h) >= k)
-        if len(others) < self.n_startup_runs:
-            return None
-        threshold, mine = median(others), best_cost(history, goal)
-        if not mine > threshold:
-            return None
-        value, limit = from_cost(mine, goal), from_cost(threshold, goal)
-        reason = (f"median: best {metric}={fmt(value)} in {k} iterations is worse than the "
-                  f"median {fmt(limit)} of {len(others)} other runs at iteration {k}")
-        return StopDecision(run_id, reason, self.rule_type, k, limit, value)
+        return self._judge(run_id, histories, goal, metric, {})
 
     def should_stop(
         self,
@@ -88,9 +99,34 @@ class MedianRule:
         *,
         metric: str = DEFAULT_METRIC_LABEL,
     ) -> list[StopDecision]:
-        decisions = (self.should_stop_run(r, histories, goal, metric=metric)
-                     for r in sorted(running))
+        cache: dict[int, list[float]] = {}  # iteration -> sorted costs, shared by all runs
+        decisions = (self._judge(r, histories, goal, metric, cache) for r in sorted(running))
         return [d for d in decisions if d is not None]
+
+    def _judge(
+        self,
+        run_id: str,
+        histories: Mapping[str, Sequence[float]],
+        goal: Goal,
+        metric: str,
+        cache: dict[int, list[float]],
+    ) -> StopDecision | None:
+        history = histories.get(run_id, ())
+        k = len(history)
+        if k == 0 or k <= self.n_warmup_iters:
+            return None
+        if k not in cache:  # every run's k-th value, this run's included
+            cache[k] = sorted(cost(h[k - 1], goal) for h in histories.values() if len(h) >= k)
+        others = _without(cache[k], cost(history[k - 1], goal))
+        if len(others) < self.n_startup_runs:
+            return None
+        threshold, mine = median(others), best_cost(history, goal)
+        if not mine > threshold:
+            return None
+        value, limit = from_cost(mine, goal), from_cost(threshold, goal)
+        reason = (f"median: best {metric}={fmt(value)} in {k} iterations is worse than the "
+                  f"median {fmt(limit)} of {len(others)} other runs at iteration {k}")
+        return StopDecision(run_id, reason, self.rule_type, k, limit, value)
 
     def describe(self) -> str:
         warmup = (f", from iteration {self.n_warmup_iters + 1}" if self.n_warmup_iters else "")
