@@ -103,7 +103,7 @@ class MetricRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., step: _Optional[int] = ..., values: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std", "stop")
+    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std", "stop", "log_tail")
     class SummaryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Run(_message.Message):
     PREDICTED_MEAN_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_STD_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
+    LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
     id: str
     sweep_id: str
     number: int
@@ -145,7 +146,8 @@ class Run(_message.Message):
     predicted_mean: float
     predicted_std: float
     stop: StopDecision
-    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ..., stop: _Optional[_Union[StopDecision, _Mapping]] = ...) -> None: ...
+    log_tail: str
+    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ..., stop: _Optional[_Union[StopDecision, _Mapping]] = ..., log_tail: _Optional[str] = ...) -> None: ...
 
 class StopDecision(_message.Message):
     __slots__ = ("rule", "reason", "band", "threshold", "value")
@@ -162,7 +164,7 @@ class StopDecision(_message.Message):
     def __init__(self, rule: _Optional[str] = ..., reason: _Optional[str] = ..., band: _Optional[int] = ..., threshold: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
 
 class Sweep(_message.Message):
-    __slots__ = ("id", "name", "state", "config_text", "method", "metric_name", "metric_goal", "run_counts", "best_run", "notices", "created_at", "updated_at", "state_reason", "run_cap")
+    __slots__ = ("id", "name", "state", "config_text", "method", "metric_name", "metric_goal", "run_counts", "best_run", "notices", "created_at", "updated_at", "state_reason", "run_cap", "queue", "max_concurrent")
     class RunCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +186,8 @@ class Sweep(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     STATE_REASON_FIELD_NUMBER: _ClassVar[int]
     RUN_CAP_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     state: SweepState
@@ -198,4 +202,6 @@ class Sweep(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     state_reason: str
     run_cap: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[SweepState, str]] = ..., config_text: _Optional[str] = ..., method: _Optional[str] = ..., metric_name: _Optional[str] = ..., metric_goal: _Optional[str] = ..., run_counts: _Optional[_Mapping[str, int]] = ..., best_run: _Optional[_Union[Run, _Mapping]] = ..., notices: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_reason: _Optional[str] = ..., run_cap: _Optional[int] = ...) -> None: ...
+    queue: str
+    max_concurrent: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[_Union[SweepState, str]] = ..., config_text: _Optional[str] = ..., method: _Optional[str] = ..., metric_name: _Optional[str] = ..., metric_goal: _Optional[str] = ..., run_counts: _Optional[_Mapping[str, int]] = ..., best_run: _Optional[_Union[Run, _Mapping]] = ..., notices: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_reason: _Optional[str] = ..., run_cap: _Optional[int] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ...) -> None: ...

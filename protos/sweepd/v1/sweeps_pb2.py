@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sweepd.v1 import common_pb2 as sweepd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\">\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"#\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"0\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"W\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"\xab\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"R\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x42\x06\n\x04_run\"a\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\x8d\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x0c\n\n_exit_code*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\xd0\x05\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Runb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"e\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x14 \x01(\t\x12\x16\n\x0emax_concurrent\x18\x15 \x01(\x03\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"#\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"0\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"W\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"\xc9\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"R\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x42\x06\n\x04_run\"a\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\x8d\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x0c\n\n_exit_code\"3\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\x93\x06\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12\x41\n\nGetRunLogs\x12\x1c.sweepd.v1.GetRunLogsRequest\x1a\x13.sweepd.v1.LogChunk0\x01\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Runb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,46 +35,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKER_LABELSENTRY']._loaded_options = None
   _globals['_WORKER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_SWEEPACTION']._serialized_start=1480
-  _globals['_SWEEPACTION']._serialized_end=1620
+  _globals['_SWEEPACTION']._serialized_start=1628
+  _globals['_SWEEPACTION']._serialized_end=1768
   _globals['_CREATESWEEPREQUEST']._serialized_start=94
-  _globals['_CREATESWEEPREQUEST']._serialized_end=156
-  _globals['_CREATESWEEPRESPONSE']._serialized_start=158
-  _globals['_CREATESWEEPRESPONSE']._serialized_end=212
-  _globals['_GETSWEEPREQUEST']._serialized_start=214
-  _globals['_GETSWEEPREQUEST']._serialized_end=249
-  _globals['_LISTSWEEPSREQUEST']._serialized_start=251
-  _globals['_LISTSWEEPSREQUEST']._serialized_end=270
-  _globals['_LISTSWEEPSRESPONSE']._serialized_start=272
-  _globals['_LISTSWEEPSRESPONSE']._serialized_end=326
-  _globals['_SETSWEEPSTATEREQUEST']._serialized_start=328
-  _globals['_SETSWEEPSTATEREQUEST']._serialized_end=408
-  _globals['_LISTRUNSREQUEST']._serialized_start=410
-  _globals['_LISTRUNSREQUEST']._serialized_end=445
-  _globals['_LISTRUNSRESPONSE']._serialized_start=447
-  _globals['_LISTRUNSRESPONSE']._serialized_end=495
-  _globals['_GETRUNREQUEST']._serialized_start=497
-  _globals['_GETRUNREQUEST']._serialized_end=553
-  _globals['_GETRUNRESPONSE']._serialized_start=555
-  _globals['_GETRUNRESPONSE']._serialized_end=642
-  _globals['_WORKER']._serialized_start=645
-  _globals['_WORKER']._serialized_end=944
-  _globals['_WORKER_LABELSENTRY']._serialized_start=899
-  _globals['_WORKER_LABELSENTRY']._serialized_end=944
-  _globals['_LISTWORKERSREQUEST']._serialized_start=946
-  _globals['_LISTWORKERSREQUEST']._serialized_end=966
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=968
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1025
-  _globals['_SUGGESTRUNREQUEST']._serialized_start=1027
-  _globals['_SUGGESTRUNREQUEST']._serialized_end=1083
-  _globals['_SUGGESTRUNRESPONSE']._serialized_start=1085
-  _globals['_SUGGESTRUNRESPONSE']._serialized_end=1167
-  _globals['_REPORTMETRICSREQUEST']._serialized_start=1169
-  _globals['_REPORTMETRICSREQUEST']._serialized_end=1266
-  _globals['_REPORTMETRICSRESPONSE']._serialized_start=1268
-  _globals['_REPORTMETRICSRESPONSE']._serialized_end=1333
-  _globals['_FINISHRUNREQUEST']._serialized_start=1336
-  _globals['_FINISHRUNREQUEST']._serialized_end=1477
-  _globals['_SWEEPSERVICE']._serialized_start=1623
-  _globals['_SWEEPSERVICE']._serialized_end=2343
+  _globals['_CREATESWEEPREQUEST']._serialized_end=195
+  _globals['_CREATESWEEPRESPONSE']._serialized_start=197
+  _globals['_CREATESWEEPRESPONSE']._serialized_end=251
+  _globals['_GETSWEEPREQUEST']._serialized_start=253
+  _globals['_GETSWEEPREQUEST']._serialized_end=288
+  _globals['_LISTSWEEPSREQUEST']._serialized_start=290
+  _globals['_LISTSWEEPSREQUEST']._serialized_end=309
+  _globals['_LISTSWEEPSRESPONSE']._serialized_start=311
+  _globals['_LISTSWEEPSRESPONSE']._serialized_end=365
+  _globals['_SETSWEEPSTATEREQUEST']._serialized_start=367
+  _globals['_SETSWEEPSTATEREQUEST']._serialized_end=447
+  _globals['_LISTRUNSREQUEST']._serialized_start=449
+  _globals['_LISTRUNSREQUEST']._serialized_end=484
+  _globals['_LISTRUNSRESPONSE']._serialized_start=486
+  _globals['_LISTRUNSRESPONSE']._serialized_end=534
+  _globals['_GETRUNREQUEST']._serialized_start=536
+  _globals['_GETRUNREQUEST']._serialized_end=592
+  _globals['_GETRUNRESPONSE']._serialized_start=594
+  _globals['_GETRUNRESPONSE']._serialized_end=681
+  _globals['_WORKER']._serialized_start=684
+  _globals['_WORKER']._serialized_end=1013
+  _globals['_WORKER_LABELSENTRY']._serialized_start=968
+  _globals['_WORKER_LABELSENTRY']._serialized_end=1013
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1015
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1035
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1037
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1094
+  _globals['_SUGGESTRUNREQUEST']._serialized_start=1096
+  _globals['_SUGGESTRUNREQUEST']._serialized_end=1152
+  _globals['_SUGGESTRUNRESPONSE']._serialized_start=1154
+  _globals['_SUGGESTRUNRESPONSE']._serialized_end=1236
+  _globals['_REPORTMETRICSREQUEST']._serialized_start=1238
+  _globals['_REPORTMETRICSREQUEST']._serialized_end=1335
+  _globals['_REPORTMETRICSRESPONSE']._serialized_start=1337
+  _globals['_REPORTMETRICSRESPONSE']._serialized_end=1402
+  _globals['_FINISHRUNREQUEST']._serialized_start=1405
+  _globals['_FINISHRUNREQUEST']._serialized_end=1546
+  _globals['_GETRUNLOGSREQUEST']._serialized_start=1548
+  _globals['_GETRUNLOGSREQUEST']._serialized_end=1599
+  _globals['_LOGCHUNK']._serialized_start=1601
+  _globals['_LOGCHUNK']._serialized_end=1625
+  _globals['_SWEEPSERVICE']._serialized_start=1771
+  _globals['_SWEEPSERVICE']._serialized_end=2558
 # @@protoc_insertion_point(module_scope)

@@ -25,12 +25,16 @@ SWEEP_ACTION_STOP: SweepAction
 SWEEP_ACTION_CANCEL: SweepAction
 
 class CreateSweepRequest(_message.Message):
-    __slots__ = ("config_text", "source_name")
+    __slots__ = ("config_text", "source_name", "queue", "max_concurrent")
     CONFIG_TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
     config_text: str
     source_name: str
-    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ...) -> None: ...
+    queue: str
+    max_concurrent: int
+    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ...) -> None: ...
 
 class CreateSweepResponse(_message.Message):
     __slots__ = ("sweep",)
@@ -91,7 +95,7 @@ class GetRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
 
 class Worker(_message.Message):
-    __slots__ = ("id", "host", "slots", "labels", "connected", "run_ids", "last_heartbeat", "connected_at", "sweep_id")
+    __slots__ = ("id", "host", "slots", "labels", "connected", "run_ids", "last_heartbeat", "connected_at", "sweep_id", "gpus", "queues")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +112,8 @@ class Worker(_message.Message):
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_AT_FIELD_NUMBER: _ClassVar[int]
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
     id: str
     host: str
     slots: int
@@ -117,7 +123,9 @@ class Worker(_message.Message):
     last_heartbeat: _timestamp_pb2.Timestamp
     connected_at: _timestamp_pb2.Timestamp
     sweep_id: str
-    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., connected: _Optional[bool] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sweep_id: _Optional[str] = ...) -> None: ...
+    gpus: _containers.RepeatedScalarFieldContainer[str]
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., connected: _Optional[bool] = ..., run_ids: _Optional[_Iterable[str]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sweep_id: _Optional[str] = ..., gpus: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()
@@ -176,3 +184,17 @@ class FinishRunRequest(_message.Message):
     exit_code: int
     reason: str
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetRunLogsRequest(_message.Message):
+    __slots__ = ("run_id", "follow")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    follow: bool
+    def __init__(self, run_id: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class LogChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...

@@ -70,6 +70,11 @@ class SweepServiceStub:
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.GetRunLogs = channel.unary_stream(
+                '/sweepd.v1.SweepService/GetRunLogs',
+                request_serializer=sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.SerializeToString,
+                response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.LogChunk.FromString,
+                _registered_method=True)
         self.SuggestRun = channel.unary_unary(
                 '/sweepd.v1.SweepService/SuggestRun',
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.SuggestRunRequest.SerializeToString,
@@ -136,6 +141,15 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunLogs(self, request, context):
+        """A run's output (stdout and stderr): the tail its worker sent while the run is live, or
+        the stored last 64 KiB once it ended. With `follow`, keeps streaming new output until
+        the run ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SuggestRun(self, request, context):
         """Ask: the next run's parameters for a program that runs trials itself. Idempotent by
         `client_id`: asking again before that client finished its run returns the same run.
@@ -195,6 +209,11 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.ListWorkersRequest.FromString,
                     response_serializer=sweepd_dot_v1_dot_sweeps__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'GetRunLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetRunLogs,
+                    request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.FromString,
+                    response_serializer=sweepd_dot_v1_dot_sweeps__pb2.LogChunk.SerializeToString,
             ),
             'SuggestRun': grpc.unary_unary_rpc_method_handler(
                     servicer.SuggestRun,
@@ -401,6 +420,33 @@ class SweepService:
             '/sweepd.v1.SweepService/ListWorkers',
             sweepd_dot_v1_dot_sweeps__pb2.ListWorkersRequest.SerializeToString,
             sweepd_dot_v1_dot_sweeps__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sweepd.v1.SweepService/GetRunLogs',
+            sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.SerializeToString,
+            sweepd_dot_v1_dot_sweeps__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sweepd.v1 import common_pb2 as sweepd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sweepd/v1/workers.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"\xfb\x01\n\rWorkerMessage\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x05hello\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.HelloH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.sweepd.v1.HeartbeatH\x00\x12,\n\x0brun_started\x18\x04 \x01(\x0b\x32\x15.sweepd.v1.RunStartedH\x00\x12)\n\x07metrics\x18\x05 \x01(\x0b\x32\x16.sweepd.v1.MetricBatchH\x00\x12.\n\x0crun_finished\x18\x06 \x01(\x0b\x32\x16.sweepd.v1.RunFinishedH\x00\x42\x06\n\x04\x62ody\"\xc1\x02\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05slots\x18\x04 \x01(\x05\x12,\n\x06labels\x18\x05 \x03(\x0b\x32\x1c.sweepd.v1.Hello.LabelsEntry\x12%\n\theld_runs\x18\x06 \x03(\x0b\x32\x12.sweepd.v1.HeldRun\x12\x10\n\x08sweep_id\x18\x07 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x08 \x01(\x01\x12\x10\n\x08max_runs\x18\t \x01(\x03\x12\x16\n\x0elast_acked_seq\x18\n \x01(\x04\x12\x15\n\rruns_assigned\x18\x0b \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x07HeldRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\"S\n\tHeartbeat\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.sweepd.v1.HeldRun\x12\x12\n\nfree_slots\x18\x02 \x01(\x05\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"r\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\x0c\n\x04\x61rgv\x18\x03 \x03(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0bMetricBatch\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"\xb2\x01\n\x0bRunFinished\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_exit_code\"\xd2\x01\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.sweepd.v1.WelcomeH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.AckH\x00\x12#\n\x06\x61ssign\x18\x03 \x01(\x0b\x32\x11.sweepd.v1.AssignH\x00\x12&\n\x08stop_run\x18\x04 \x01(\x0b\x32\x12.sweepd.v1.StopRunH\x00\x12!\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x10.sweepd.v1.DrainH\x00\x42\x06\n\x04\x62ody\"c\n\x07Welcome\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\x12\x14\n\x0cstop_run_ids\x18\x03 \x03(\t\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\"#\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07refused\x18\x02 \x01(\t\"\x83\x01\n\x06\x41ssign\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sweep_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\x12#\n\x06params\x18\x04 \x01(\x0b\x32\x13.sweepd.v1.ParamMap\x12\x0c\n\x04\x61rgv\x18\x05 \x03(\t\x12\x13\n\x0bmetric_name\x18\x06 \x01(\t\")\n\x07StopRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t2W\n\rWorkerService\x12\x46\n\x07\x43onnect\x12\x18.sweepd.v1.WorkerMessage\x1a\x1d.sweepd.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sweepd/v1/workers.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"\xa3\x02\n\rWorkerMessage\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12!\n\x05hello\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.HelloH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.sweepd.v1.HeartbeatH\x00\x12,\n\x0brun_started\x18\x04 \x01(\x0b\x32\x15.sweepd.v1.RunStartedH\x00\x12)\n\x07metrics\x18\x05 \x01(\x0b\x32\x16.sweepd.v1.MetricBatchH\x00\x12.\n\x0crun_finished\x18\x06 \x01(\x0b\x32\x16.sweepd.v1.RunFinishedH\x00\x12&\n\x06output\x18\x14 \x01(\x0b\x32\x14.sweepd.v1.RunOutputH\x00\x42\x06\n\x04\x62ody\"\xdf\x02\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05slots\x18\x04 \x01(\x05\x12,\n\x06labels\x18\x05 \x03(\x0b\x32\x1c.sweepd.v1.Hello.LabelsEntry\x12%\n\theld_runs\x18\x06 \x03(\x0b\x32\x12.sweepd.v1.HeldRun\x12\x10\n\x08sweep_id\x18\x07 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x08 \x01(\x01\x12\x10\n\x08max_runs\x18\t \x01(\x03\x12\x16\n\x0elast_acked_seq\x18\n \x01(\x04\x12\x15\n\rruns_assigned\x18\x0b \x01(\x03\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x07HeldRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\"S\n\tHeartbeat\x12 \n\x04runs\x18\x01 \x03(\x0b\x32\x12.sweepd.v1.HeldRun\x12\x12\n\nfree_slots\x18\x02 \x01(\x05\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"r\n\nRunStarted\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\x0c\n\x04\x61rgv\x18\x03 \x03(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x0bMetricBatch\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"\xc4\x01\n\x0bRunFinished\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08log_tail\x18\x14 \x01(\x0c\x42\x0c\n\n_exit_code\":\n\tRunOutput\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xd2\x01\n\x12\x43oordinatorMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.sweepd.v1.WelcomeH\x00\x12\x1d\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.AckH\x00\x12#\n\x06\x61ssign\x18\x03 \x01(\x0b\x32\x11.sweepd.v1.AssignH\x00\x12&\n\x08stop_run\x18\x04 \x01(\x0b\x32\x12.sweepd.v1.StopRunH\x00\x12!\n\x05\x64rain\x18\x05 \x01(\x0b\x32\x10.sweepd.v1.DrainH\x00\x42\x06\n\x04\x62ody\"c\n\x07Welcome\x12\x1c\n\x14heartbeat_interval_s\x18\x01 \x01(\x01\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\x12\x14\n\x0cstop_run_ids\x18\x03 \x03(\t\x12\x13\n\x0b\x61pplied_seq\x18\x04 \x01(\x04\"#\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07refused\x18\x02 \x01(\t\"\x83\x01\n\x06\x41ssign\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sweep_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\x12#\n\x06params\x18\x04 \x01(\x0b\x32\x13.sweepd.v1.ParamMap\x12\x0c\n\x04\x61rgv\x18\x05 \x03(\t\x12\x13\n\x0bmetric_name\x18\x06 \x01(\t\")\n\x07StopRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t2W\n\rWorkerService\x12\x46\n\x07\x43onnect\x12\x18.sweepd.v1.WorkerMessage\x1a\x1d.sweepd.v1.CoordinatorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,33 +36,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLO_LABELSENTRY']._loaded_options = None
   _globals['_HELLO_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_WORKERMESSAGE']._serialized_start=96
-  _globals['_WORKERMESSAGE']._serialized_end=347
-  _globals['_HELLO']._serialized_start=350
-  _globals['_HELLO']._serialized_end=671
-  _globals['_HELLO_LABELSENTRY']._serialized_start=626
-  _globals['_HELLO_LABELSENTRY']._serialized_end=671
-  _globals['_HELDRUN']._serialized_start=673
-  _globals['_HELDRUN']._serialized_end=715
-  _globals['_HEARTBEAT']._serialized_start=717
-  _globals['_HEARTBEAT']._serialized_end=800
-  _globals['_RUNSTARTED']._serialized_start=802
-  _globals['_RUNSTARTED']._serialized_end=916
-  _globals['_METRICBATCH']._serialized_start=918
-  _globals['_METRICBATCH']._serialized_end=1006
-  _globals['_RUNFINISHED']._serialized_start=1009
-  _globals['_RUNFINISHED']._serialized_end=1187
-  _globals['_COORDINATORMESSAGE']._serialized_start=1190
-  _globals['_COORDINATORMESSAGE']._serialized_end=1400
-  _globals['_WELCOME']._serialized_start=1402
-  _globals['_WELCOME']._serialized_end=1501
-  _globals['_ACK']._serialized_start=1503
-  _globals['_ACK']._serialized_end=1538
-  _globals['_ASSIGN']._serialized_start=1541
-  _globals['_ASSIGN']._serialized_end=1672
-  _globals['_STOPRUN']._serialized_start=1674
-  _globals['_STOPRUN']._serialized_end=1715
-  _globals['_DRAIN']._serialized_start=1717
-  _globals['_DRAIN']._serialized_end=1740
-  _globals['_WORKERSERVICE']._serialized_start=1742
-  _globals['_WORKERSERVICE']._serialized_end=1829
+  _globals['_WORKERMESSAGE']._serialized_end=387
+  _globals['_HELLO']._serialized_start=390
+  _globals['_HELLO']._serialized_end=741
+  _globals['_HELLO_LABELSENTRY']._serialized_start=696
+  _globals['_HELLO_LABELSENTRY']._serialized_end=741
+  _globals['_HELDRUN']._serialized_start=743
+  _globals['_HELDRUN']._serialized_end=785
+  _globals['_HEARTBEAT']._serialized_start=787
+  _globals['_HEARTBEAT']._serialized_end=870
+  _globals['_RUNSTARTED']._serialized_start=872
+  _globals['_RUNSTARTED']._serialized_end=986
+  _globals['_METRICBATCH']._serialized_start=988
+  _globals['_METRICBATCH']._serialized_end=1076
+  _globals['_RUNFINISHED']._serialized_start=1079
+  _globals['_RUNFINISHED']._serialized_end=1275
+  _globals['_RUNOUTPUT']._serialized_start=1277
+  _globals['_RUNOUTPUT']._serialized_end=1335
+  _globals['_COORDINATORMESSAGE']._serialized_start=1338
+  _globals['_COORDINATORMESSAGE']._serialized_end=1548
+  _globals['_WELCOME']._serialized_start=1550
+  _globals['_WELCOME']._serialized_end=1649
+  _globals['_ACK']._serialized_start=1651
+  _globals['_ACK']._serialized_end=1686
+  _globals['_ASSIGN']._serialized_start=1689
+  _globals['_ASSIGN']._serialized_end=1820
+  _globals['_STOPRUN']._serialized_start=1822
+  _globals['_STOPRUN']._serialized_end=1863
+  _globals['_DRAIN']._serialized_start=1865
+  _globals['_DRAIN']._serialized_end=1888
+  _globals['_WORKERSERVICE']._serialized_start=1890
+  _globals['_WORKERSERVICE']._serialized_end=1977
 # @@protoc_insertion_point(module_scope)

@@ -11,23 +11,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("seq", "hello", "heartbeat", "run_started", "metrics", "run_finished")
+    __slots__ = ("seq", "hello", "heartbeat", "run_started", "metrics", "run_finished", "output")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     RUN_STARTED_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     RUN_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     hello: Hello
     heartbeat: Heartbeat
     run_started: RunStarted
     metrics: MetricBatch
     run_finished: RunFinished
-    def __init__(self, seq: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ...) -> None: ...
+    output: RunOutput
+    def __init__(self, seq: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., run_started: _Optional[_Union[RunStarted, _Mapping]] = ..., metrics: _Optional[_Union[MetricBatch, _Mapping]] = ..., run_finished: _Optional[_Union[RunFinished, _Mapping]] = ..., output: _Optional[_Union[RunOutput, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "incarnation", "host", "slots", "labels", "held_runs", "sweep_id", "heartbeat_interval_s", "max_runs", "last_acked_seq", "runs_assigned")
+    __slots__ = ("worker_id", "incarnation", "host", "slots", "labels", "held_runs", "sweep_id", "heartbeat_interval_s", "max_runs", "last_acked_seq", "runs_assigned", "gpus", "queues")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +48,8 @@ class Hello(_message.Message):
     MAX_RUNS_FIELD_NUMBER: _ClassVar[int]
     LAST_ACKED_SEQ_FIELD_NUMBER: _ClassVar[int]
     RUNS_ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     incarnation: str
     host: str
@@ -57,7 +61,9 @@ class Hello(_message.Message):
     max_runs: int
     last_acked_seq: int
     runs_assigned: int
-    def __init__(self, worker_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., held_runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., sweep_id: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., max_runs: _Optional[int] = ..., last_acked_seq: _Optional[int] = ..., runs_assigned: _Optional[int] = ...) -> None: ...
+    gpus: _containers.RepeatedScalarFieldContainer[str]
+    queues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., slots: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., held_runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., sweep_id: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., max_runs: _Optional[int] = ..., last_acked_seq: _Optional[int] = ..., runs_assigned: _Optional[int] = ..., gpus: _Optional[_Iterable[str]] = ..., queues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HeldRun(_message.Message):
     __slots__ = ("run_id", "attempt")
@@ -102,20 +108,32 @@ class MetricBatch(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
 
 class RunFinished(_message.Message):
-    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason", "time")
+    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason", "time", "log_tail")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     state: _common_pb2.RunState
     exit_code: int
     reason: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    log_tail: bytes
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., log_tail: _Optional[bytes] = ...) -> None: ...
+
+class RunOutput(_message.Message):
+    __slots__ = ("run_id", "attempt", "data")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    data: bytes
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class CoordinatorMessage(_message.Message):
     __slots__ = ("welcome", "ack", "assign", "stop_run", "drain")
