@@ -1,8 +1,33 @@
-"""Sweep configuration: parse and validate a W&B sweep.yaml into a typed SweepConfig."""
+"""Sweep configuration: W&B ``sweep.yaml`` parsed and validated into typed, frozen data.
+
+Public surface: :func:`parse_config`, :func:`describe`, :func:`nest`, :func:`render_command`,
+the model classes and the errors. Modules: ``loader`` (text to mapping), ``parameters`` (one
+parameter spec), ``schema`` (top-level keys), ``command`` (macros), ``distributions`` (sampling
+maths), ``points`` (nesting).
+"""
+
+from __future__ import annotations
 
 from ..errors import ConfigError, Problem
-from ._fallback import nest, parse_config, render_command
+from .command import WORKER_MACROS, render_command
+from .describe import describe
 from .model import MetricSpec, Parameter, ParamPath, Point, SweepConfig, Value
+from .points import nest
+from .schema import parse_config, valid_methods
 
-__all__ = ["ConfigError", "MetricSpec", "ParamPath", "Parameter", "Point", "Problem",
-           "SweepConfig", "Value", "nest", "parse_config", "render_command"]
+__all__ = [
+    "WORKER_MACROS",
+    "ConfigError",
+    "MetricSpec",
+    "ParamPath",
+    "Parameter",
+    "Point",
+    "Problem",
+    "SweepConfig",
+    "Value",
+    "describe",
+    "nest",
+    "parse_config",
+    "render_command",
+    "valid_methods",
+]
