@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..config.model import SweepConfig
-from . import bayes, grid, random
+from . import bayes, grid, random, sobol
 from .base import Suggestion, Trial
 
 SuggestFn = Callable[[SweepConfig, Sequence[Trial], np.random.Generator], Suggestion | None]
@@ -20,6 +20,7 @@ METHODS: dict[str, SuggestFn] = {
     "grid": grid.suggest,
     "random": random.suggest,
     "bayes": bayes.suggest,
+    "sobol": sobol.suggest,
 }
 
 

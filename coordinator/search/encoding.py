@@ -10,7 +10,7 @@ Every searchable parameter becomes one or more columns in [0, 1]:
    quantised values onto their support ("snapping").
 2. A categorical parameter with ``m`` values becomes ``m`` one-hot columns, so no order is
    imposed on the values (W&B's engine puts them on one ordinal axis). Decoding takes the
-   largest column.
+   largest column. A value that is not among ``values`` encodes as all zeros.
 3. Constants take no column; they are added back when decoding.
 
 The maths is in ``sweepd.coordinator.config.distributions``; this module only arranges
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,15 +84,14 @@ class Encoding:
         out = np.zeros((len(points), self.dim))
         for c in self.columns:
             path = c.param.path
-            memo: dict[str, float] = {}
+            memo: dict[str, Any] = {}
             for i, point in enumerate(points):
-                u = _cdf_memo(c.param, point, path, memo)
                 if c.categorical:
-                    m = c.stop - c.start
-                    idx = int(min(max(u * m, 0.0), m - 1))
-                    out[i, c.start + idx] = 1.0
+                    idx = _index_memo(c.param, point, path, memo)
+                    if idx is not None:
+                        out[i, c.start + idx] = 1.0
                 else:
-                    out[i, c.start] = u
+                    out[i, c.start] = _cdf_memo(c.param, point, path, memo)
         return out
 
     def decode(self, row: FloatArray) -> dict[ParamPath, Value]:
@@ -99,12 +99,11 @@ class Encoding:
         point: dict[ParamPath, Value] = {p.path: p.value for p in self.constants}
         for c in self.columns:
             if c.categorical:
-                m = c.stop - c.start
-                idx = int(np.argmax(row[c.start : c.stop]))
-                u = (idx + 0.5) / m
+                values = c.param.values or ()
+                point[c.param.path] = values[int(np.argmax(row[c.start : c.stop]))]
             else:
                 u = float(np.clip(row[c.start], U_EPS, 1.0 - U_EPS))
-            point[c.param.path] = dist.ppf(c.param, u)
+                point[c.param.path] = dist.ppf(c.param, u)
         return point
 
     def snap(self, rows: FloatArray) -> tuple[FloatArray, list[dict[ParamPath, Value]]]:
@@ -178,14 +177,28 @@ def _reflect(x: FloatArray, lo: float, hi: float) -> FloatArray:
     return np.asarray(lo + y, dtype=np.float64)
 
 
-def _cdf_memo(param: Parameter, point: Point, path: ParamPath, memo: dict[str, float]) -> float:
+def _index_memo(
+    param: Parameter, point: Point, path: ParamPath, memo: dict[str, Any]
+) -> int | None:
+    """Index of the point's value among the categorical's values (None: missing/unknown)."""
+    if path not in point:
+        return None
+    value = point[path]
+    key = repr(value)
+    if key not in memo:
+        memo[key] = dist.index_of(param, value)
+    idx: int | None = memo[key]
+    return idx
+
+
+def _cdf_memo(param: Parameter, point: Point, path: ParamPath, memo: dict[str, Any]) -> float:
     """``cdf(param, value)`` for the point's value, memoised on ``repr(value)`` within one
     encode call (discrete values repeat across runs)."""
     if path not in point:
         return MISSING_U
     value = point[path]
     key = repr(value)
-    u = memo.get(key)
+    u: float | None = memo.get(key)
     if u is None:
         try:
             u = float(dist.cdf(param, value))
