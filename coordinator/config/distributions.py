@@ -286,7 +286,7 @@ def _continuous_ppf(param: Parameter, u: float) -> float:
             z = float(scipy.stats.norm.ppf(_inner(u), loc=z, scale=_sigma(param)))
         return z if d in ("normal", "q_normal") else math.exp(z)
     if d in ("beta", "q_beta"):
-        return float(scipy.stats.beta.ppf(u, _ab(param.a), _ab(param.b)))
+        return float(scipy.stats.beta.ppf(_inner(u), _ab(param.a), _ab(param.b)))
     lo, hi = _num(param.min), _num(param.max)
     if d in ("uniform", "q_uniform"):
         return float(lo + u * (hi - lo))
