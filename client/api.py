@@ -15,7 +15,7 @@ coordinator's message.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ def run_to_dict(run: common_pb2.Run) -> dict[str, Any]:
             "threshold": run.stop.threshold if run.stop.HasField("threshold") else None,
             "value": run.stop.value if run.stop.HasField("value") else None,
         } if run.HasField("stop") else None,
+        # Filled by get_run only: the end of the run's output once it ended.
+        "log_tail": run.log_tail or None,
     }
 
 
@@ -79,6 +81,8 @@ def sweep_to_dict(sweep: common_pb2.Sweep) -> dict[str, Any]:
         "metric": {"name": sweep.metric_name, "goal": sweep.metric_goal}
         if sweep.metric_name else None,
         "run_cap": sweep.run_cap or None,
+        "queue": sweep.queue or "default",
+        "max_concurrent": sweep.max_concurrent or None,
         "run_counts": dict(sweep.run_counts),
         "best_run": run_to_dict(sweep.best_run) if sweep.HasField("best_run") else None,
         "notices": list(sweep.notices),
@@ -97,6 +101,8 @@ def worker_to_dict(w: sweeps_pb2.Worker) -> dict[str, Any]:
         "connected": w.connected,
         "run_ids": list(w.run_ids),
         "sweep_id": w.sweep_id or None,
+        "gpus": list(w.gpus),
+        "queues": list(w.queues),
         "last_heartbeat": _time(w.last_heartbeat),
         "connected_at": _time(w.connected_at),
     }
@@ -144,10 +150,13 @@ class Client:
 
     # -- sweeps ---------------------------------------------------------------------------
 
-    def create_sweep(self, config: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    def create_sweep(self, config: str | Path | Mapping[str, Any], *, queue: str = "",
+                     max_concurrent: int = 0) -> dict[str, Any]:
+        """Creates a sweep on ``queue`` (default "default"), at most ``max_concurrent`` runs at
+        once (0: no limit)."""
         text, source = config_text(config)
         response = self._call("CreateSweep", sweeps_pb2.CreateSweepRequest(
-            config_text=text, source_name=source))
+            config_text=text, source_name=source, queue=queue, max_concurrent=max_concurrent))
         return sweep_to_dict(response.sweep)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
@@ -189,6 +198,19 @@ class Client:
                 for r in response.history
             ]
         return result
+
+    def logs(self, run_id: str, *, follow: bool = False) -> Iterator[bytes]:
+        """A run's output in chunks; with ``follow``, until the run ends."""
+        request = sweeps_pb2.GetRunLogsRequest(run_id=run_id, follow=follow)
+        try:
+            # No deadline when following: the stream lasts as long as the run.
+            for chunk in self._stub.GetRunLogs(request,
+                                               timeout=None if follow else self.timeout):
+                yield chunk.data
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise SweepdClientError(code, details) from None
 
     def workers(self) -> list[dict[str, Any]]:
         response = self._call("ListWorkers", sweeps_pb2.ListWorkersRequest())

@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 the coordinator refused the request (the message says w
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,16 @@ import grpc
 from .api import Client, SweepdClientError
 from .format import cell_text, duration, table, to_json, when
 from .transport import coordinator_address
+from .validate import validate_command
+
+# `sweep show RUN_ID` of a failed run ends with this many lines of its output.
+LOG_LINES_ON_FAILURE = 20
+_RUN_ID = re.compile(r"^[0-9a-z]+-[1-9][0-9]*$")
+
+
+def parse_run_id(value: str) -> str | None:
+    """The value if it reads as a run id (``<sweep id>-<number>``), else None."""
+    return value if _RUN_ID.match(value) else None
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
@@ -62,10 +73,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--queue", default="", metavar="NAME",
+              help="The worker queue that runs it (`worker join --queue`) [default: default].")
+@click.option("--max-concurrent", type=click.IntRange(min=0), default=0, metavar="N",
+              help="At most N of its runs at once (0: no limit).")
 @common_options
-def create(file: Path, client: Client, fmt: str) -> None:
+def create(file: Path, queue: str, max_concurrent: int, client: Client, fmt: str) -> None:
     """Create a sweep from a W&B-style sweep.yaml; prints its id."""
-    sweep = client.create_sweep(file)
+    sweep = client.create_sweep(file, queue=queue, max_concurrent=max_concurrent)
     if fmt == "json":
         click.echo(to_json(sweep))
         return
@@ -102,11 +117,36 @@ def list_(client: Client, fmt: str) -> None:
                      rows))
 
 
+def _show_run(run_id: str, client: Client, fmt: str) -> None:
+    r = client.get_run(run_id)
+    if fmt == "json":
+        click.echo(to_json(r))
+        return
+    lines = [
+        f"run      {r['id']}  (attempt {r['attempt']})",
+        f"state    {r['state']}" + (f"  ({r['reason']})" if r["reason"] else ""),
+        f"params   {cell_text(r['params'])}",
+        f"summary  {cell_text(r['summary']) or '-'}",
+        f"worker   {r['worker_id'] or '-'}",
+        f"time     {duration(r['started_at'], r['ended_at'])}",
+    ]
+    if r["exit_code"] is not None:
+        lines.append(f"exit     {r['exit_code']}")
+    click.echo("\n".join(lines))
+    if r["log_tail"] and r["state"] in ("FAILED", "LOST"):
+        click.echo("---- output (last lines; `sweep logs` prints it all)")
+        click.echo("\n".join(r["log_tail"].splitlines()[-LOG_LINES_ON_FAILURE:]))
+
+
 @main.command()
-@click.argument("sweep_id")
+@click.argument("sweep_id", metavar="SWEEP_ID|RUN_ID")
 @common_options
 def show(sweep_id: str, client: Client, fmt: str) -> None:
-    """Show one sweep: state, run counts, best run, notices."""
+    """Show one sweep (state, run counts, best run, notices), or one run (with the end of its
+    output when it failed)."""
+    if parse_run_id(sweep_id) is not None:
+        _show_run(sweep_id, client, fmt)
+        return
     s = client.get_sweep(sweep_id)
     if fmt == "json":
         click.echo(to_json(s))
@@ -116,6 +156,8 @@ def show(sweep_id: str, client: Client, fmt: str) -> None:
         f"sweep    {s['id']}" + (f"  ({s['name']})" if s["name"] else ""),
         f"state    {s['state']}" + (f"  ({s['state_reason']})" if s["state_reason"] else ""),
         f"method   {s['method']}",
+        f"queue    {s['queue']}" + (f"  (at most {s['max_concurrent']} at once)"
+                                    if s["max_concurrent"] else ""),
         f"metric   {metric['name']} ({metric['goal']})" if metric else "metric   -",
         "runs     " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(s["run_counts"].items()))
                         or "none yet") + (f"  (run_cap {s['run_cap']})" if s["run_cap"] else ""),
@@ -179,18 +221,23 @@ def workers(client: Client, fmt: str) -> None:
         click.echo(to_json(ws))
         return
     rows = [[w["id"], w["host"], "yes" if w["connected"] else "no", w["slots"],
+             ",".join(w["gpus"]) or "-", ",".join(w["queues"]) or "default",
              ",".join(w["run_ids"]) or "-", w["sweep_id"] or "any", cell_text(w["labels"]) or "-",
              when(w["last_heartbeat"])] for w in ws]
-    click.echo(table(["WORKER", "HOST", "CONNECTED", "SLOTS", "RUNS", "SWEEP", "LABELS",
-                      "LAST HEARTBEAT"], rows))
+    click.echo(table(["WORKER", "HOST", "CONNECTED", "SLOTS", "GPUS", "QUEUES", "RUNS", "SWEEP",
+                      "LABELS", "LAST HEARTBEAT"], rows))
 
 
-def _register_validate() -> None:
-    try:
-        from .validate import validate_command
-    except ImportError:  # pragma: no cover - only while the module is being written
-        return
-    main.add_command(validate_command, "validate")
+@main.command()
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
+@common_options
+def logs(run_id: str, follow: bool, client: Client, fmt: str) -> None:
+    """Print a run's output (stdout and stderr): the last 64 KiB once it ended."""
+    out = sys.stdout.buffer
+    for chunk in client.logs(run_id, follow=follow):
+        out.write(chunk)
+        out.flush()
 
 
-_register_validate()
+main.add_command(validate_command, "validate")

@@ -26,6 +26,7 @@ import numpy as np
 from . import names
 from .config import SweepConfig, nest, parse_config, render_command
 from .domain import (
+    DEFAULT_QUEUE,
     AckOrder,
     AssignOrder,
     DrainOrder,
@@ -63,6 +64,11 @@ DEFAULT_MAX_RETRIES = 2
 INLINE_METHODS = frozenset({"grid", "random"})
 # How often an ask/report client waiting on a suggestion being prepared checks for it.
 PREPARE_POLL_S = 0.005
+# Live output kept per running run for `sweep logs --follow`: enough for a screenful of
+# context and then some, bounded so that a chatty run cannot grow the coordinator's memory.
+LIVE_LOG_MAX_BYTES = 256 * 1024
+# The stored tail of an ended run's output; the worker sends no more than this either.
+LOG_TAIL_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,33 @@ class RunFinishedEvent:
     exit_code: int | None
     reason: str
     time: float
+    log_tail: str = ""
+
+
+@dataclass
+class LiveLog:
+    """The recent output of a live run: bytes from absolute offset ``start`` on."""
+
+    attempt: int = 0
+    data: bytearray = field(default_factory=bytearray)
+    start: int = 0
+    ended: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.data)
+
+    def append(self, chunk: bytes) -> None:
+        self.data += chunk
+        excess = len(self.data) - LIVE_LOG_MAX_BYTES
+        if excess > 0:
+            del self.data[:excess]
+            self.start += excess
+
+    def since(self, offset: int) -> tuple[bytes, int]:
+        """The bytes from ``offset`` on (from the oldest kept, if older) and the new offset."""
+        offset = max(offset, self.start)
+        return bytes(self.data[offset - self.start:]), self.end
 
 
 WorkerEvent = RunStartedEvent | MetricsEvent | RunFinishedEvent
@@ -105,6 +138,8 @@ class Hello:
     heartbeat_interval_s: float
     max_runs: int
     runs_assigned: int
+    gpus: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -209,6 +244,9 @@ class Dispatcher:
         self.workers: dict[str, WorkerInfo] = {}
         self.sessions: dict[str, WorkerSession] = {}
         self._outgoing: list[tuple[str, Order]] = []
+        # Output of live runs, for `sweep logs --follow`; in memory only (the final tail is
+        # stored when the run ends).
+        self.live_logs: dict[str, LiveLog] = {}
         self._load()
 
     # -- start-up -------------------------------------------------------------------------
@@ -245,7 +283,10 @@ class Dispatcher:
 
     # -- sweeps ---------------------------------------------------------------------------
 
-    def create_sweep(self, config_text: str, source_name: str = "") -> SweepView:
+    def create_sweep(self, config_text: str, source_name: str = "", *, queue: str = "",
+                     max_concurrent: int = 0) -> SweepView:
+        if max_concurrent < 0:
+            raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
         config = parse_config(config_text, filename=source_name or None)
         now = self.clock()
         sweep_id = names.new_sweep_id()
@@ -254,6 +295,7 @@ class Dispatcher:
         sweep = Sweep(
             id=sweep_id, config_text=config_text, state=SweepState.RUNNING, created_at=now,
             updated_at=now, name=config.name or "", state_reason="created",
+            queue=queue or DEFAULT_QUEUE, max_concurrent=max_concurrent,
         )
         self.store.insert_sweep(sweep)
         view = SweepView(sweep=sweep, config=config)
@@ -392,7 +434,8 @@ class Dispatcher:
             id=hello.worker_id, incarnation=hello.incarnation, host=hello.host,
             slots=max(hello.slots, 0), labels=dict(hello.labels), sweep_id=hello.sweep_id,
             applied_seq=known.applied_seq if known is not None and same_incarnation else 0,
-            connected_at=now, last_heartbeat=now,
+            connected_at=now, last_heartbeat=now, gpus=list(hello.gpus),
+            queues=list(hello.queues) or [DEFAULT_QUEUE],
         )
         old = self.sessions.pop(hello.worker_id, None)
         if old is not None:
@@ -452,6 +495,20 @@ class Dispatcher:
             session.info.connected = False
             log.info("worker %s disconnected; its runs keep their leases", session.info.id)
 
+    def run_output(self, session: WorkerSession, run_id: str, attempt: int, data: bytes) -> None:
+        """New output of a live run held by the session's worker (best effort, unacknowledged)."""
+        run = self.runs.get(run_id)
+        if (run is None or run.worker_id != session.info.id or run.attempt != attempt
+                or not run.state.is_active):
+            return
+        live = self.live_logs.get(run_id)
+        if live is None or live.attempt != attempt:  # a retried run starts a fresh log
+            live = self.live_logs[run_id] = LiveLog(attempt=attempt)
+        live.append(data)
+
+    def live_log(self, run_id: str) -> LiveLog | None:
+        return self.live_logs.get(run_id)
+
     def heartbeat(self, session: WorkerSession, held: dict[str, int], draining: bool) -> None:
         session.info.last_heartbeat = self.clock()
         session.draining = session.draining or draining
@@ -496,6 +553,7 @@ class Dispatcher:
             self._release(run, event.reason or f"handed back by {session.info.id}")
         else:
             session.active_runs.discard(run.id)
+            run.log_tail = event.log_tail[-LOG_TAIL_MAX_BYTES:]
             self._finish(run, event.state, event.exit_code, event.reason, event.time)
 
     def _held_run(self, run_id: str, attempt: int, worker_id: str) -> Run:
@@ -605,6 +663,9 @@ class Dispatcher:
         self._maybe_finish(view)
 
     def _end_run(self, run: Run, state: RunState, reason: str, when: float | None = None) -> None:
+        live = self.live_logs.pop(run.id, None)
+        if live is not None:
+            live.ended = True  # followers holding it read what is left, then stop
         run.state = state
         run.reason = reason
         run.ended_at = self.clock() if when is None else when
@@ -770,6 +831,8 @@ class Dispatcher:
             v for v in self.sweeps.values()
             if v.sweep.state.creates_runs
             and (not session.info.sweep_id or v.sweep.id == session.info.sweep_id)
+            and v.sweep.queue in session.info.queues
+            and not (v.sweep.max_concurrent and v.active_count() >= v.sweep.max_concurrent)
         ]
         # Fair share: the sweep with the fewest runs going gets the slot; ties go to the oldest.
         views.sort(key=lambda v: (v.active_count(), v.sweep.created_at))

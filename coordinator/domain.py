@@ -12,6 +12,9 @@ from typing import Any
 
 from .config.model import ParamPath, Value
 
+# The queue of a sweep created without `--queue`, and of a worker started without `--queue`.
+DEFAULT_QUEUE = "default"
+
 
 class RunState(enum.Enum):
     PENDING = "PENDING"
@@ -70,6 +73,9 @@ class Sweep:
     # Set once the search space is exhausted, run_cap is reached or metric.target is hit:
     # the sweep finishes when its last active run ends.
     exhausted_reason: str = ""
+    # The worker queue that runs it, and how many of its runs may run at once (0: no cap).
+    queue: str = DEFAULT_QUEUE
+    max_concurrent: int = 0
 
 
 @dataclass
@@ -99,6 +105,8 @@ class Run:
     # Why the coordinator asked the run to stop (early-stopping verdict with its figures, or
     # the sweep was canceled); set, and committed, before the stop order goes out.
     stop: dict[str, Any] | None = None
+    # The last bytes of the run's output, sent by its worker when the run ended.
+    log_tail: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,8 @@ class WorkerInfo:
     connected_at: float
     last_heartbeat: float
     connected: bool = True
+    gpus: list[str] = field(default_factory=list)
+    queues: list[str] = field(default_factory=lambda: [DEFAULT_QUEUE])
 
 
 # -- What the dispatcher tells a worker session to send. Converted to protobuf at the edge. --

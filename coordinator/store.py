@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS sweeps (
     run_count INTEGER NOT NULL DEFAULT 0,
     exhausted_reason TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    queue TEXT NOT NULL DEFAULT 'default',
+    max_concurrent INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -65,6 +67,8 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_expires_at REAL,
     -- An early-stop or cancel decision, stored before the stop order goes out (JSON).
     stop_json TEXT,
+    -- The last 64 KiB of the run's output, as its worker sent it when the run ended.
+    log_tail TEXT NOT NULL DEFAULT '',
     UNIQUE (sweep_id, number)
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
@@ -96,7 +100,9 @@ CREATE TABLE IF NOT EXISTS workers (
     sweep_id TEXT NOT NULL,
     applied_seq INTEGER NOT NULL,
     connected_at REAL NOT NULL,
-    last_heartbeat REAL NOT NULL
+    last_heartbeat REAL NOT NULL,
+    gpus_json TEXT NOT NULL DEFAULT '[]',
+    queues_json TEXT NOT NULL DEFAULT '["default"]'
 );
 """
 
@@ -180,10 +186,12 @@ class Store:
     def insert_sweep(self, sweep: Sweep) -> None:
         self._exec(
             "INSERT INTO sweeps(id, name, state, state_reason, config_text, run_count,"
-            " exhausted_reason, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            " exhausted_reason, created_at, updated_at, queue, max_concurrent)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 sweep.id, sweep.name, sweep.state.value, sweep.state_reason, sweep.config_text,
                 sweep.run_count, sweep.exhausted_reason, sweep.created_at, sweep.updated_at,
+                sweep.queue, sweep.max_concurrent,
             ),
         )
 
@@ -205,6 +213,7 @@ class Store:
                 state_reason=r["state_reason"], config_text=r["config_text"],
                 run_count=r["run_count"], exhausted_reason=r["exhausted_reason"],
                 created_at=r["created_at"], updated_at=r["updated_at"],
+                queue=r["queue"], max_concurrent=r["max_concurrent"],
             )
             for r in rows
         ]
@@ -231,11 +240,12 @@ class Store:
         self._exec(
             "UPDATE runs SET state=?, attempt=?, worker_id=?, argv_json=?, exit_code=?,"
             " reason=?, started_at=?, ended_at=?, summary_json=?, next_record_index=?,"
-            " lease_expires_at=?, stop_json=? WHERE id=?",
+            " lease_expires_at=?, stop_json=?, log_tail=? WHERE id=?",
             (
                 run.state.value, run.attempt, run.worker_id, json.dumps(run.argv), run.exit_code,
                 run.reason, run.started_at, run.ended_at, json.dumps(run.summary),
-                run.next_record_index, run.lease_expires_at, _json_or_none(run.stop), run.id,
+                run.next_record_index, run.lease_expires_at, _json_or_none(run.stop),
+                run.log_tail, run.id,
             ),
         )
 
@@ -272,6 +282,7 @@ class Store:
             predicted_mean=r["predicted_mean"], predicted_std=r["predicted_std"],
             lease_expires_at=r["lease_expires_at"],
             stop=json.loads(r["stop_json"]) if r["stop_json"] else None,
+            log_tail=r["log_tail"],
         )
 
     # -- metrics --------------------------------------------------------------------------
@@ -301,14 +312,17 @@ class Store:
     def upsert_worker(self, w: WorkerInfo) -> None:
         self._exec(
             "INSERT INTO workers(id, incarnation, host, slots, labels_json, sweep_id,"
-            " applied_seq, connected_at, last_heartbeat) VALUES (?,?,?,?,?,?,?,?,?)"
+            " applied_seq, connected_at, last_heartbeat, gpus_json, queues_json)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(id) DO UPDATE SET incarnation=excluded.incarnation,"
             " host=excluded.host, slots=excluded.slots, labels_json=excluded.labels_json,"
             " sweep_id=excluded.sweep_id, applied_seq=excluded.applied_seq,"
-            " connected_at=excluded.connected_at, last_heartbeat=excluded.last_heartbeat",
+            " connected_at=excluded.connected_at, last_heartbeat=excluded.last_heartbeat,"
+            " gpus_json=excluded.gpus_json, queues_json=excluded.queues_json",
             (
                 w.id, w.incarnation, w.host, w.slots, json.dumps(w.labels), w.sweep_id,
-                w.applied_seq, w.connected_at, w.last_heartbeat,
+                w.applied_seq, w.connected_at, w.last_heartbeat, json.dumps(w.gpus),
+                json.dumps(w.queues),
             ),
         )
 
@@ -323,6 +337,7 @@ class Store:
                 labels=json.loads(r["labels_json"]), sweep_id=r["sweep_id"],
                 applied_seq=r["applied_seq"], connected_at=r["connected_at"],
                 last_heartbeat=r["last_heartbeat"], connected=False,
+                gpus=json.loads(r["gpus_json"]), queues=json.loads(r["queues_json"]),
             )
             for r in rows
         ]

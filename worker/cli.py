@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 from sweepd.client.transport import coordinator_address
 
-from .daemon import Worker, WorkerOptions
+from .daemon import DEFAULT_QUEUE, Worker, WorkerOptions
+from .gpus import GpuAllocator, GpuError, resolve_gpus
 from .runner import DEFAULT_STOP_GRACE_S
 
 
@@ -53,20 +54,38 @@ def main() -> None:
               help="A label reported to the coordinator (repeatable).")
 @click.option("--stop-grace", type=click.FloatRange(min=0), default=DEFAULT_STOP_GRACE_S,
               show_default=True, help="Seconds between SIGTERM and SIGKILL when a run is stopped.")
+@click.option("--gpus", "gpus_spec", default="", metavar="auto|ID,ID,...",
+              help="GPUs to hand out, each run seeing only its own in CUDA_VISIBLE_DEVICES:"
+                   " 'auto' finds them (CUDA_VISIBLE_DEVICES, else nvidia-smi), or list ids."
+                   " Makes one slot per --gpus-per-run GPUs (overrides --slots).")
+@click.option("--gpus-per-run", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs each run gets.")
+@click.option("--queue", "queues", multiple=True, metavar="NAME",
+              help="A queue to take runs from (repeatable) [default: default].")
+@click.option("--exit-when-idle", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help="Exit after this many seconds without any run (0: never).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir: Path | None,
          interpreter: str, worker_id: str, labels: tuple[str, ...], stop_grace: float,
+         gpus_spec: str, gpus_per_run: int, queues: tuple[str, ...], exit_when_idle: float,
          log_level: str) -> None:
     """Join a coordinator and run assigned runs until told to stop."""
     logging.basicConfig(level=getattr(logging, log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    try:
+        gpus = resolve_gpus(gpus_spec)
+        if gpus:
+            slots = GpuAllocator(gpus, gpus_per_run).slots
+    except GpuError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gpus") from None
     workdir = (workdir or Path.cwd()).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     opts = WorkerOptions(
         coordinator=coordinator_address(coordinator), slots=slots, sweep_id=sweep_id,
         count=count, workdir=workdir, interpreter=interpreter, worker_id=worker_id,
-        labels=_labels(labels), stop_grace_s=stop_grace,
+        labels=_labels(labels), stop_grace_s=stop_grace, gpus=gpus, gpus_per_run=gpus_per_run,
+        queues=list(dict.fromkeys(queues)) or [DEFAULT_QUEUE], exit_when_idle_s=exit_when_idle,
     )
     sys.exit(asyncio.run(Worker(opts).run()))

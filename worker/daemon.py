@@ -29,15 +29,20 @@ from sweepd.client.params import params_from_proto
 from sweepd.client.transport import open_aio_channel
 from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
 
+from .gpus import ENV_VISIBLE, GpuAllocator
 from .runner import (
     DEFAULT_STOP_GRACE_S,
+    LOG_TAIL_BYTES,
     MAX_RECORDS_PER_BATCH,
     METRICS_POLL_S,
+    OUTPUT_POLL_S,
     MetricsFollower,
     Outcome,
+    OutputFollower,
     Runner,
     RunningRun,
     RunSpec,
+    read_tail,
 )
 
 log = logging.getLogger("sweepd.worker")
@@ -51,6 +56,9 @@ PROPOSED_HEARTBEAT_S = 2.0
 # After its runs ended, a worker that is leaving waits at most this long for the coordinator
 # to acknowledge their reports before it exits anyway (reports are then lost to it).
 FLUSH_TIMEOUT_S = 30.0
+
+# The queue a worker serves without --queue (the coordinator's default for sweeps too).
+DEFAULT_QUEUE = "default"
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
@@ -73,12 +81,19 @@ class WorkerOptions:
     worker_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    # GPU ids to hand out, ``gpus_per_run`` to a run; with GPUs, slots = len(gpus) // per run.
+    gpus: list[str] = field(default_factory=list)
+    gpus_per_run: int = 1
+    queues: list[str] = field(default_factory=lambda: [DEFAULT_QUEUE])
+    # Leave after this many seconds without any run (0: never).
+    exit_when_idle_s: float = 0.0
 
 
 @dataclass
 class _Held:
     running: RunningRun
     follower: MetricsFollower
+    output: OutputFollower
     done: bool = False  # its RunFinished is queued; kept until acknowledged
 
 
@@ -89,6 +104,8 @@ class Worker:
         self.worker_id = opts.worker_id or f"{host}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.host = host
         self.incarnation = uuid.uuid4().hex
+        self.gpus = GpuAllocator(opts.gpus, opts.gpus_per_run) if opts.gpus else None
+        self.slots = self.gpus.slots if self.gpus is not None else opts.slots
         self.runner = Runner(opts.workdir, resolve_argv=self._resolve_argv,
                              stop_grace_s=opts.stop_grace_s)
         self.held: dict[str, _Held] = {}
@@ -101,6 +118,7 @@ class Worker:
         self.draining = False
         self.drain_reason = ""
         self._interrupts = 0
+        self._idle_since = 0.0  # loop time since which no run was alive
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -125,9 +143,15 @@ class Worker:
     async def _until_done(self) -> None:
         flush_deadline: float | None = None
         loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
         while True:
             self._changed.clear()
             alive = [h for h in self.held.values() if not h.done]
+            if alive:
+                self._idle_since = loop.time()
+            elif (self.opts.exit_when_idle_s and not self.draining
+                  and loop.time() - self._idle_since >= self.opts.exit_when_idle_s):
+                self._drain(f"no run for {self.opts.exit_when_idle_s:g} s (--exit-when-idle)")
             if self.draining and not alive:
                 if not self._unacked:
                     log.info("worker %s exiting: %s", self.worker_id, self.drain_reason)
@@ -207,7 +231,8 @@ class Worker:
         """One stream's life. Returns whether it got as far as the coordinator's welcome."""
         hello = workers_pb2.Hello(
             worker_id=self.worker_id, incarnation=self.incarnation, host=self.host,
-            slots=self.opts.slots, labels=self.opts.labels, sweep_id=self.opts.sweep_id,
+            slots=self.slots, labels=self.opts.labels, sweep_id=self.opts.sweep_id,
+            gpus=self.opts.gpus, queues=self.opts.queues,
             heartbeat_interval_s=PROPOSED_HEARTBEAT_S, max_runs=self.opts.count,
             last_acked_seq=self._acked_seq, runs_assigned=self.runs_assigned,
             held_runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
@@ -262,7 +287,7 @@ class Worker:
         msg = workers_pb2.WorkerMessage(heartbeat=workers_pb2.Heartbeat(
             runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
                                       attempt=h.running.spec.attempt) for h in alive],
-            free_slots=0 if self.draining else max(self.opts.slots - len(alive), 0),
+            free_slots=0 if self.draining else max(self.slots - len(alive), 0),
             draining=self.draining,
         ))
         if self._send_queue is not None:
@@ -331,9 +356,21 @@ class Worker:
         self.runs_assigned += 1
         if self.opts.count and self.runs_assigned >= self.opts.count:
             self._drain(f"--count {self.opts.count} reached")
-        running = await self.runner.start(spec)
+        extra_env: dict[str, str] = {}
+        if self.gpus is not None:
+            # The coordinator never assigns more runs than slots, so a group is free.
+            extra_env[ENV_VISIBLE] = ",".join(self.gpus.acquire(spec.run_id))
+        try:
+            await self._run_started(spec, extra_env)
+        finally:
+            if self.gpus is not None:
+                self.gpus.release(spec.run_id)
+
+    async def _run_started(self, spec: RunSpec, extra_env: dict[str, str]) -> None:
+        running = await self.runner.start(spec, extra_env)
         follower = MetricsFollower(running.run_dir / "metrics.jsonl")
-        held = _Held(running=running, follower=follower)
+        held = _Held(running=running, follower=follower,
+                     output=OutputFollower(running.run_dir / "output.log"))
         self.held[spec.run_id] = held
         self._changed.set()
         if running.process is not None:
@@ -342,10 +379,16 @@ class Worker:
                 run_id=spec.run_id, attempt=spec.attempt, argv=running.argv,
                 pid=running.pid, time=_ts(running.started_at)))
         waiter = asyncio.ensure_future(self.runner.wait(running))
+        loop = asyncio.get_running_loop()
+        next_output = loop.time() + OUTPUT_POLL_S
         while not waiter.done():
             await asyncio.wait({waiter}, timeout=METRICS_POLL_S)
             self._report_metrics(held, final=False)
+            if loop.time() >= next_output:
+                self._report_output(held)
+                next_output = loop.time() + OUTPUT_POLL_S
         self._report_metrics(held, final=True)
+        self._report_output(held)
         outcome: Outcome = waiter.result()
         log.info("run %s %s%s", spec.run_id, outcome.state.lower(),
                  f" ({outcome.reason})" if outcome.reason else "")
@@ -353,11 +396,20 @@ class Worker:
         finished = workers_pb2.RunFinished(
             run_id=spec.run_id, attempt=spec.attempt,
             state=common_pb2.RunState.Value(f"RUN_STATE_{outcome.state}"),
-            reason=outcome.reason, time=_ts(outcome.time))
+            reason=outcome.reason, time=_ts(outcome.time),
+            log_tail=read_tail(running.run_dir / "output.log", LOG_TAIL_BYTES))
         if outcome.exit_code is not None:
             finished.exit_code = outcome.exit_code
         self._send(run_finished=finished)
         self._changed.set()
+
+    def _report_output(self, held: _Held) -> None:
+        """New output for `sweep logs --follow`: best effort, so not kept for a resend (the
+        final tail travels with RunFinished)."""
+        data = held.output.read_new()
+        if data and self._send_queue is not None:
+            self._send_queue.put_nowait(workers_pb2.WorkerMessage(output=workers_pb2.RunOutput(
+                run_id=held.running.spec.run_id, attempt=held.running.spec.attempt, data=data)))
 
     def _report_metrics(self, held: _Held, *, final: bool) -> None:
         records = held.follower.read_new(final=final)

@@ -37,6 +37,13 @@ METRICS_POLL_S = 0.05
 MAX_RECORDS_PER_BATCH = 500
 # W&B's agent waits this long between SIGTERM and SIGKILL (WANDB_AGENT_KILL_DELAY).
 DEFAULT_STOP_GRACE_S = 30.0
+# The end of a run's output that travels to the coordinator when the run ends: enough for a
+# traceback with context, small enough to keep in the database for every run.
+LOG_TAIL_BYTES = 64 * 1024
+# Live output sent at most this often, and at most this much at a time (a run printing
+# faster than that has its middle skipped: the file on the worker keeps everything).
+OUTPUT_POLL_S = 0.5
+MAX_OUTPUT_CHUNK_BYTES = 64 * 1024
 
 ENV_RUN_ID = "SWEEPD_RUN_ID"
 ENV_SWEEP_ID = "SWEEPD_SWEEP_ID"
@@ -126,6 +133,39 @@ class MetricsFollower:
         return records
 
 
+class OutputFollower:
+    """Reads what was appended to a run's output file since the last read, bounded."""
+
+    def __init__(self, path: Path, limit: int = MAX_OUTPUT_CHUNK_BYTES) -> None:
+        self.path = path
+        self.limit = limit
+        self._offset = 0
+
+    def read_new(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size - self._offset > self.limit:
+                    self._offset = size - self.limit
+                f.seek(self._offset)
+                chunk = f.read(size - self._offset)
+        except FileNotFoundError:
+            return b""
+        self._offset += len(chunk)
+        return chunk
+
+
+def read_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> bytes:
+    """The last ``limit`` bytes of a file (empty if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - limit, 0))
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
 @dataclass
 class RunSpec:
     run_id: str
@@ -167,7 +207,8 @@ class Runner:
     def run_dir(self, spec: RunSpec) -> Path:
         return self.workdir / ".sweepd" / "runs" / f"{spec.run_id}.{spec.attempt}"
 
-    async def start(self, spec: RunSpec) -> RunningRun:
+    async def start(self, spec: RunSpec, extra_env: dict[str, str] | None = None
+                    ) -> RunningRun:
         """Prepares the run's directory and starts its program (``process`` stays None if
         the program could not start; ``stop_reason`` then says why)."""
         run_dir = self.run_dir(spec)
@@ -188,6 +229,7 @@ class Runner:
             ENV_METRICS_FILE: str(run_dir / "metrics.jsonl"),
             ENV_STOP_FILE: str(stop_file),
         })
+        env.update(extra_env or {})
         running.argv = self.resolve_argv(spec.argv, spec, run_dir)
         running.started_at = time.time()
         output = open(run_dir / "output.log", "ab")  # noqa: SIM115 - handed to the child
@@ -198,6 +240,8 @@ class Runner:
             )
         except (OSError, ValueError) as exc:
             running.stop_reason = f"cannot start {running.argv[:1]}: {exc}"
+            # Into the output too, so that `sweep logs` says why there is nothing else.
+            output.write(f"sweepd: {running.stop_reason}\n".encode())
         finally:
             output.close()
         return running

@@ -25,7 +25,7 @@ def seconds(ts: Timestamp, default: float) -> float:
     return ts.ToNanoseconds() / 1e9 if (ts.seconds or ts.nanos) else default
 
 
-def run_to_proto(run: Run) -> common_pb2.Run:
+def run_to_proto(run: Run, *, log_tail: bool = False) -> common_pb2.Run:
     msg = common_pb2.Run(
         id=run.id, sweep_id=run.sweep_id, number=run.number,
         state=common_pb2.RunState.Value(f"RUN_STATE_{run.state.value}"),
@@ -35,6 +35,8 @@ def run_to_proto(run: Run) -> common_pb2.Run:
         created_at=timestamp(run.created_at), started_at=timestamp(run.started_at),
         ended_at=timestamp(run.ended_at),
     )
+    if log_tail:
+        msg.log_tail = run.log_tail
     if run.exit_code is not None:
         msg.exit_code = run.exit_code
     if run.predicted_mean is not None:
@@ -68,6 +70,7 @@ def sweep_to_proto(view: SweepView, dispatcher: Dispatcher) -> common_pb2.Sweep:
         run_counts=counts, notices=list(view.config.notices),
         created_at=timestamp(sweep.created_at), updated_at=timestamp(sweep.updated_at),
         state_reason=sweep.state_reason, run_cap=view.config.run_cap or 0,
+        queue=sweep.queue, max_concurrent=sweep.max_concurrent,
     )
     best = dispatcher.best_run(view)
     if best is not None:
@@ -80,7 +83,7 @@ def worker_to_proto(info: WorkerInfo, run_ids: list[str]) -> sweeps_pb2.Worker:
         id=info.id, host=info.host, slots=info.slots, labels=info.labels,
         connected=info.connected, run_ids=sorted(run_ids),
         last_heartbeat=timestamp(info.last_heartbeat), connected_at=timestamp(info.connected_at),
-        sweep_id=info.sweep_id,
+        sweep_id=info.sweep_id, gpus=info.gpus, queues=info.queues,
     )
 
 

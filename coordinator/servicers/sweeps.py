@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import grpc
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from ..dispatcher import Dispatcher
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, SweepdError
 from .convert import (
     record_to_proto,
     records_from_proto,
@@ -17,9 +19,12 @@ from .convert import (
     sweep_to_proto,
     worker_to_proto,
 )
-from .errors import maps_errors
+from .errors import maps_errors, status_of
 
 Context: TypeAlias = grpc.aio.ServicerContext
+# How often `sweep logs --follow` looks for new output: output arrives from the worker every
+# half second anyway, so polling faster would only spin.
+LOG_FOLLOW_POLL_S = 0.2
 
 
 def _require(value: str, field: str) -> str:
@@ -38,7 +43,8 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     ) -> sweeps_pb2.CreateSweepResponse:
         if not request.config_text.strip():
             raise InvalidArgument("config_text: empty; pass the sweep configuration's YAML or JSON")
-        view = self.d.create_sweep(request.config_text, request.source_name)
+        view = self.d.create_sweep(request.config_text, request.source_name,
+                                   queue=request.queue, max_concurrent=request.max_concurrent)
         return sweeps_pb2.CreateSweepResponse(sweep=sweep_to_proto(view, self.d))
 
     @maps_errors
@@ -81,8 +87,37 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         run = self.d.get_run(_require(request.run_id, "run_id"))
         history = self.d.history(run) if request.include_history else []
         return sweeps_pb2.GetRunResponse(
-            run=run_to_proto(run), history=[record_to_proto(r) for r in history]
+            run=run_to_proto(run, log_tail=True), history=[record_to_proto(r) for r in history]
         )
+
+    async def GetRunLogs(self, request: sweeps_pb2.GetRunLogsRequest, context: Context
+                         ) -> AsyncIterator[sweeps_pb2.LogChunk]:
+        # A generator cannot use @maps_errors: errors before the first chunk are mapped here.
+        try:
+            run = self.d.get_run(_require(request.run_id, "run_id"))
+        except SweepdError as exc:
+            await context.abort(status_of(exc), str(exc))
+            return
+        live = self.d.live_log(run.id)
+        if live is None and (run.state.is_ended or not request.follow):
+            # Ended: its stored tail (a live run without output yet has none).
+            if run.log_tail:
+                yield sweeps_pb2.LogChunk(data=run.log_tail.encode())
+            return
+        offset = 0
+        while True:
+            live = live or self.d.live_log(run.id)
+            if live is not None:
+                data, offset = live.since(offset)
+                if data:
+                    yield sweeps_pb2.LogChunk(data=data)
+                if live.ended or not request.follow:
+                    return
+            elif run.state.is_ended or not run.state.is_active:
+                if run.log_tail and offset == 0:
+                    yield sweeps_pb2.LogChunk(data=run.log_tail.encode())
+                return
+            await asyncio.sleep(LOG_FOLLOW_POLL_S)
 
     @maps_errors
     async def ListWorkers(self, request: sweeps_pb2.ListWorkersRequest, context: Context

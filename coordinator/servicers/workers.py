@@ -42,7 +42,8 @@ def hello_from_proto(msg: workers_pb2.Hello) -> Hello:
         worker_id=msg.worker_id, incarnation=msg.incarnation, host=msg.host, slots=msg.slots,
         labels=dict(msg.labels), held_runs={h.run_id: h.attempt for h in msg.held_runs},
         sweep_id=msg.sweep_id, heartbeat_interval_s=msg.heartbeat_interval_s,
-        max_runs=msg.max_runs, runs_assigned=msg.runs_assigned,
+        max_runs=msg.max_runs, runs_assigned=msg.runs_assigned, gpus=list(msg.gpus),
+        queues=[q for q in msg.queues if q],
     )
 
 
@@ -64,6 +65,7 @@ def event_from_proto(msg: workers_pb2.WorkerMessage, now: float) -> WorkerEvent 
         return RunFinishedEvent(
             m3.run_id, m3.attempt, state, m3.exit_code if m3.HasField("exit_code") else None,
             m3.reason, seconds(m3.time, now),
+            log_tail=m3.log_tail.decode("utf-8", errors="replace"),
         )
     return None
 
@@ -139,6 +141,10 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
             if kind == "heartbeat":
                 self.d.heartbeat(session, {h.run_id: h.attempt for h in msg.heartbeat.runs},
                                  msg.heartbeat.draining)
+                continue
+            if kind == "output":
+                out = msg.output
+                self.d.run_output(session, out.run_id, out.attempt, out.data)
                 continue
             try:
                 event = event_from_proto(msg, self.d.clock())
