@@ -298,7 +298,9 @@ def _check_numbers(
                 )
                 ok = False
     if lo is not None and hi is not None and not lo < hi:
-        out.error(f"{path}", f"min ({lo}) must be less than max ({hi})", "swap or widen them")
+        out.error(
+            f"{path}.max", f"max ({hi}) must be greater than min ({lo})", "swap or widen them"
+        )
         ok = False
     if distribution in POSITIVE_MIN and lo is not None and lo <= 0:
         out.error(

@@ -132,8 +132,8 @@ def test_top_level_refusals(top: dict[str, Any], path: str, text: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "path", "text"),
     [
-        ({"min": 2, "max": 1}, "parameters.x", "less than"),
-        ({"min": 1, "max": 1}, "parameters.x", "less than"),
+        ({"min": 2, "max": 1}, "parameters.x.max", "greater than"),
+        ({"min": 1, "max": 1}, "parameters.x.max", "greater than"),
         ({"values": []}, "parameters.x.values", "empty"),
         ({"values": 3}, "parameters.x.values", "not a list"),
         ({"values": [1, 2], "probabilities": [0.5, 0.6]}, "parameters.x.probabilities", "sum"),
