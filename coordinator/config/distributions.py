@@ -24,6 +24,7 @@ serialises to JSON and renders with ``str()`` exactly as W&B's agent would rende
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -260,8 +261,14 @@ def canonical(value: Value) -> Value:
 
 def value_key(value: Value) -> str:
     """A hashable identity for any JSON-like value (see :func:`canonical`)."""
-    import json
-
+    # Fast paths for scalars (grid and random dedup key every value of every trial); they
+    # produce exactly what the general json.dumps path would.
+    if value is True or value is False or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else repr(value)
     return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
 
 
