@@ -758,6 +758,8 @@ class Dispatcher:
             return None, True
         if not view.sweep.state.creates_runs:
             return None, False
+        if view.sweep.max_concurrent and view.active_count() >= view.sweep.max_concurrent:
+            return None, False  # ask again later, as when paused
         while True:
             pending = view.pending_runs()
             if pending:
@@ -866,7 +868,10 @@ class Dispatcher:
         sweep = view.sweep
         sweep.run_count += 1
         now = self.clock()
-        point = dict(suggestion.params)
+        # W&B's canonical order (sorted names): the order ${args} renders and run.config shows.
+        order = {p.path: i for i, p in enumerate(view.config.parameters)}
+        point = dict(sorted(suggestion.params.items(),
+                            key=lambda kv: order.get(kv[0], len(order))))
         run = Run(
             id=names.run_id(sweep.id, sweep.run_count), sweep_id=sweep.id,
             number=sweep.run_count, state=RunState.ASSIGNED, point=point,
