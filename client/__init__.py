@@ -3,7 +3,8 @@
     from sweepd.client import Client, sweep, run, agent
 """
 
+from .agent import agent
 from .api import Client, SweepdClientError, sweep
 from .run import run
 
-__all__ = ["Client", "SweepdClientError", "run", "sweep"]
+__all__ = ["Client", "SweepdClientError", "agent", "run", "sweep"]

@@ -1,0 +1,333 @@
+"""The notebook agent: run a sweep's trials by calling a Python function.
+
+    from sweepd.client import agent, run
+
+    def train():
+        for epoch in range(10):
+            run.log({"loss": 1 / (epoch + run.config.lr)})
+
+    agent(sweep_id, function=train, count=5)
+
+Design: the agent is an ask/report/finish client of the coordinator (SuggestRun,
+ReportMetrics, FinishRun), not an in-process worker daemon. The parent process holds the only
+gRPC channel and does all talking; each trial runs in a fresh child process that sees its
+parameters and logs metrics exactly as a program started by ``worker join`` does (the
+``SWEEPD_*`` files of a run directory), and the parent follows the child's metrics file. This
+keeps gRPC out of the child entirely (a gRPC channel does not survive ``fork``), needs no
+event loop in a notebook kernel that already runs one, and reuses the worker's run-directory
+contract, so ``run.config``/``run.log``/``run.should_stop()`` behave the same everywhere.
+
+Child processes are started with ``fork`` where the platform has it (Linux, macOS): functions
+defined in ``__main__`` or in a notebook cell cannot be pickled for ``spawn``, so fork is the
+only way they can run in a child. Where fork is missing (Windows) ``spawn`` is used and the
+function must be importable from a module. ``isolate=False`` calls the function in the agent's
+own process instead (no fresh process per trial; a crash takes the agent with it).
+
+Ctrl+C: the first lets the current trial finish and then returns; the second stops the trial
+(SIGTERM to its process group, then SIGKILL after the grace period); the third kills it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .api import Client
+from .run import Run, run
+
+log = logging.getLogger("sweepd.agent")
+
+# How often the parent reads the trial's new metrics: often enough that early stopping acts
+# within a fraction of a second, as the worker daemon does.
+METRICS_POLL_S = 0.1
+# When the sweep has nothing to hand out now (paused, at max-concurrent, a model fitting)
+# but is not over, ask again after this long.
+IDLE_POLL_S = 1.0
+# Between SIGTERM and SIGKILL for a trial told to stop; shorter than the worker's default
+# because a notebook user is waiting at the keyboard.
+DEFAULT_STOP_GRACE_S = 10.0
+EXIT_CODE_EXCEPTION = 1
+
+
+@dataclass
+class _Paths:
+    run_dir: Path
+    config: Path
+    metrics: Path
+    stop: Path
+
+    def env(self, r: dict[str, Any]) -> dict[str, str]:
+        return {
+            "SWEEPD_RUN_ID": r["id"], "SWEEPD_SWEEP_ID": r["sweep_id"],
+            "SWEEPD_ATTEMPT": str(r["attempt"]), "SWEEPD_RUN_DIR": str(self.run_dir),
+            "SWEEPD_CONFIG_FILE": str(self.config), "SWEEPD_METRICS_FILE": str(self.metrics),
+            "SWEEPD_STOP_FILE": str(self.stop),
+        }
+
+
+def _prepare(workdir: Path, r: dict[str, Any]) -> _Paths:
+    run_dir = workdir / ".sweepd" / "runs" / f"{r['id']}.{r['attempt']}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = _Paths(run_dir, run_dir / "config.json", run_dir / "metrics.jsonl", run_dir / "stop")
+    paths.config.write_text(json.dumps(r["params"], indent=2))
+    paths.metrics.touch()
+    with contextlib.suppress(FileNotFoundError):
+        paths.stop.unlink()
+    return paths
+
+
+def _child(function: Callable[[], Any], env: dict[str, str]) -> None:
+    """The trial's process: its own session (so a terminal Ctrl+C reaches only the agent, which
+    decides), the run's environment, a fresh ``sweepd.client.run``, then the function."""
+    with contextlib.suppress(OSError):
+        os.setsid()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ.update(env)
+    run._reset()
+    try:
+        function()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(EXIT_CODE_EXCEPTION)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+class _Interrupts:
+    """Counts Ctrl+C while installed (main thread only; elsewhere Ctrl+C is left alone)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.on_interrupt: Callable[[int], None] = lambda n: None
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            print("agent: finishing the current trial, then stopping; Ctrl+C again stops it",
+                  file=sys.stderr, flush=True)
+        self.on_interrupt(self.count)
+
+
+class _Reporter:
+    """Sends the trial's new metric lines to the coordinator; remembers a stop verdict."""
+
+    def __init__(self, client: Client, r: dict[str, Any], paths: _Paths) -> None:
+        from sweepd.worker.runner import MetricsFollower  # the worker's exact line parser
+
+        self.client = client
+        self.run = r
+        self.follower = MetricsFollower(paths.metrics)
+        self.stop_reason = ""
+
+    def poll(self, final: bool = False) -> None:
+        records = self.follower.read_new(final=final)
+        if not records:
+            return
+        first = records[0].index
+        should_stop, reason = self.client.report_metrics(
+            self.run["id"], self.run["attempt"],
+            [{**rec.values, "_step": rec.step} for rec in records], first_index=first)
+        if should_stop and not self.stop_reason:
+            self.stop_reason = reason or "stopped by the coordinator"
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _outcome(code: int | None, stop_reason: str) -> tuple[str, str]:
+    if stop_reason:
+        return "STOPPED", stop_reason
+    if code == 0:
+        return "FINISHED", ""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return "FAILED", f"killed by {name}"
+    return "FAILED", f"exited with code {code}"
+
+
+def _start_method() -> str:
+    # fork: the only start method that can run a function defined in a notebook cell.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
+                  client: Client, interrupts: _Interrupts, stop_grace_s: float) -> int | None:
+    ctx: Any = multiprocessing.get_context(_start_method())
+    child = ctx.Process(target=_child, args=(function, paths.env(r)), daemon=False,
+                        name=f"sweepd-{r['id']}")
+    reporter = _Reporter(client, r, paths)
+    kill_at: float | None = None
+    user_stop = ""
+
+    def on_interrupt(n: int) -> None:
+        nonlocal kill_at, user_stop
+        if n == 2 and child.pid:
+            print("agent: stopping the trial (SIGTERM); Ctrl+C again kills it", file=sys.stderr,
+                  flush=True)
+            user_stop = "interrupted (Ctrl+C)"
+            paths.stop.write_text(user_stop + "\n")
+            _kill_group(child.pid, signal.SIGTERM)
+            kill_at = time.monotonic() + stop_grace_s
+        elif n >= 3 and child.pid:
+            print("agent: killing the trial", file=sys.stderr, flush=True)
+            _kill_group(child.pid, signal.SIGKILL)
+
+    interrupts.on_interrupt = on_interrupt
+    child.start()
+    (paths.run_dir / "pid").write_text(str(child.pid))
+    try:
+        while child.is_alive():
+            child.join(METRICS_POLL_S)
+            reporter.poll()
+            if reporter.stop_reason and kill_at is None and child.pid:
+                paths.stop.write_text(reporter.stop_reason + "\n")
+                _kill_group(child.pid, signal.SIGTERM)
+                kill_at = time.monotonic() + stop_grace_s
+            if kill_at is not None and time.monotonic() > kill_at and child.pid:
+                _kill_group(child.pid, signal.SIGKILL)
+    finally:
+        interrupts.on_interrupt = lambda n: None
+        if child.is_alive() and child.pid:  # the agent itself is failing: leave no orphan
+            _kill_group(child.pid, signal.SIGKILL)
+            child.join()
+    if child.pid:  # whatever the trial started and left behind goes with it
+        _kill_group(child.pid, signal.SIGKILL)
+    reporter.poll(final=True)
+    state, reason = _outcome(child.exitcode, reporter.stop_reason or user_stop)
+    client.finish_run(r["id"], r["attempt"], state, child.exitcode, reason)
+    return child.exitcode
+
+
+def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
+                    client: Client, interrupts: _Interrupts) -> int | None:
+    reporter = _Reporter(client, r, paths)
+    done = threading.Event()
+    lock = threading.Lock()  # the client is shared with the reporting thread
+
+    def report_loop() -> None:
+        while not done.wait(METRICS_POLL_S):
+            with lock:
+                with contextlib.suppress(Exception):
+                    reporter.poll()
+                if reporter.stop_reason:
+                    paths.stop.write_text(reporter.stop_reason + "\n")
+
+    def on_interrupt(n: int) -> None:
+        if n >= 2:
+            raise KeyboardInterrupt
+
+    interrupts.on_interrupt = on_interrupt
+    thread = threading.Thread(target=report_loop, name=f"sweepd-report-{r['id']}", daemon=True)
+    previous = run._run
+    env = paths.env(r)
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # as a worker-started program sees them, for code that reads them
+    run._run = Run(environ=env)
+    code: int | None = 0
+    reason_extra = ""
+    interrupted = False
+    thread.start()
+    try:
+        function()
+    except KeyboardInterrupt:
+        code, interrupted = None, True
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:  # the trial failed; the agent goes on
+        traceback.print_exc()
+        code, reason_extra = EXIT_CODE_EXCEPTION, f"{type(exc).__name__}: {exc}"
+    finally:
+        interrupts.on_interrupt = lambda n: None
+        done.set()
+        thread.join()
+        run._run = previous
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    with lock:
+        reporter.poll(final=True)
+    state, reason = _outcome(code, reporter.stop_reason or
+                             ("interrupted (Ctrl+C)" if interrupted else ""))
+    if state == "FAILED" and reason_extra:
+        reason = f"raised {reason_extra}"
+    client.finish_run(r["id"], r["attempt"], state, code, reason)
+    if interrupted:
+        raise KeyboardInterrupt
+    return code
+
+
+def agent(
+    sweep_id: str,
+    function: Callable[[], Any],
+    count: int | None = None,
+    coordinator: str | None = None,
+    *,
+    isolate: bool = True,
+    workdir: str | Path | None = None,
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+) -> int:
+    """Runs trials of ``sweep_id`` by calling ``function()`` until the sweep ends, ``count``
+    trials ran, or Ctrl+C. Inside the function ``run.config`` holds the trial's parameters and
+    ``run.log`` reports metrics. Returns how many trials ran.
+
+    ``isolate`` (default) runs each trial in a fresh child process (fork where available:
+    see the module docs); ``isolate=False`` calls the function in this process. Run files go
+    to ``<workdir>/.sweepd/runs/`` (default: the current directory).
+    """
+    base = Path(workdir) if workdir is not None else Path.cwd()
+    client_id = f"agent-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ran = 0
+    with Client(coordinator) as client, _Interrupts() as interrupts:
+        while count is None or ran < count:
+            if interrupts.count:
+                break
+            r, sweep_done = client.suggest_run(sweep_id, client_id)
+            if r is None:
+                if sweep_done:
+                    break
+                time.sleep(IDLE_POLL_S)
+                continue
+            paths = _prepare(base, r)
+            log.info("trial %s: %s", r["id"], json.dumps(r["params"]))
+            if isolate:
+                _run_isolated(function, r, paths, client, interrupts, stop_grace_s)
+            else:
+                _run_in_process(function, r, paths, client, interrupts)
+            ran += 1
+    return ran
