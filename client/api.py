@@ -24,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from .params import params_from_proto
-from .transport import coordinator_address, open_channel
+from .transport import Security, coordinator_address, open_channel
 
 # Unary calls answer in milliseconds; this bounds a call to a hung coordinator.
 DEFAULT_TIMEOUT_S = 30.0
@@ -120,11 +120,13 @@ def config_text(config: str | Path | Mapping[str, Any]) -> tuple[str, str]:
 
 
 class Client:
-    def __init__(self, coordinator: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
-                 ) -> None:
+    def __init__(self, coordinator: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
+                 security: Security | None = None) -> None:
+        """``security``: token and TLS; by default $SWEEPD_TOKEN / $SWEEPD_TLS_CA, else the
+        token file of a coordinator on this machine (see ``Security.resolve``)."""
         self.address = coordinator_address(coordinator)
         self.timeout = timeout
-        self._channel = open_channel(self.address)
+        self._channel = open_channel(self.address, security)
         self._stub = sweeps_pb2_grpc.SweepServiceStub(self._channel)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import grpc
 
 from .api import Client, SweepdClientError
 from .format import cell_text, duration, table, to_json, when
-from .transport import coordinator_address
+from .transport import Security, coordinator_address
 from .validate import validate_command
 
 # `sweep show RUN_ID` of a failed run ends with this many lines of its output.
@@ -48,10 +48,15 @@ def common_options(func: F) -> F:
                   help="Coordinator address [default: $SWEEPD_COORDINATOR or 127.0.0.1:50051]")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
                   show_default=True, help="Output for people (table) or programs (json).")
+    @click.option("--token", default=None, help="The coordinator's token [default:"
+                  " $SWEEPD_TOKEN, else the token file in the default state dir].")
+    @click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True), default=None,
+                  help="Connect with TLS, trusting this CA (PEM) [default: $SWEEPD_TLS_CA].")
     @functools.wraps(func)
-    def wrapper(*args: Any, coordinator: str | None, fmt: str, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, coordinator: str | None, fmt: str, token: str | None,
+                tls_ca: str | None, **kwargs: Any) -> Any:
         try:
-            with Client(coordinator) as client:
+            with Client(coordinator, security=Security.resolve(token, tls_ca)) as client:
                 return func(*args, client=client, fmt=fmt, **kwargs)
         except SweepdClientError as exc:
             for line in exc.message.splitlines():

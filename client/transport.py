@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENV = "SWEEPD_COORDINATOR"
 STATE_DIR_ENV = "SWEEPD_STATE_DIR"
+TOKEN_ENV = "SWEEPD_TOKEN"
+TLS_CA_ENV = "SWEEPD_TLS_CA"
+TLS_CERT_ENV = "SWEEPD_TLS_CERT"
+TLS_KEY_ENV = "SWEEPD_TLS_KEY"
+# The coordinator writes its token here on first start (mode 0600), so that clients and
+# workers of the same user on the same machine find it without being told.
+TOKEN_FILENAME = "token"
+AUTH_METADATA_KEY = "authorization"
 # Keepalive pings every 60 s keep NAT and cloud load balancers (some cut idle TCP connections
 # after 4 minutes) from silently dropping a quiet worker stream, and detect a dead peer.
 KEEPALIVE_TIME_MS = 60_000
@@ -50,9 +61,116 @@ def default_state_dir() -> Path:
     return Path(base) / "sweepd"
 
 
-def open_channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+def token_path(state_dir: Path | None = None) -> Path:
+    return (state_dir or default_state_dir()) / TOKEN_FILENAME
 
 
-def open_aio_channel(address: str) -> grpc.aio.Channel:
+@dataclass(frozen=True)
+class Security:
+    """What a client presents: a bearer token, and TLS material (PEM bytes) if any."""
+
+    token: str = ""
+    tls_ca: bytes | None = None
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca is not None or self.tls_cert is not None
+
+    @classmethod
+    def resolve(cls, token: str | None = None, tls_ca: str | Path | None = None,
+                tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
+                ) -> Security:
+        """Explicit values first, then $SWEEPD_TOKEN / $SWEEPD_TLS_*, then the token file in
+        the default state dir (a coordinator on this machine run by this user)."""
+        token = token or os.environ.get(TOKEN_ENV) or _read_token_file()
+        ca = tls_ca or os.environ.get(TLS_CA_ENV)
+        cert = tls_cert or os.environ.get(TLS_CERT_ENV)
+        key = tls_key or os.environ.get(TLS_KEY_ENV)
+        if bool(cert) != bool(key):
+            raise ValueError("--tls-cert and --tls-key go together (a client certificate"
+                             " and its private key)")
+        return cls(token=token.strip(), tls_ca=_read(ca), tls_cert=_read(cert),
+                   tls_key=_read(key))
+
+
+def _read(path: str | Path | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+def _read_token_file() -> str:
+    try:
+        return token_path().read_text().strip()
+    except OSError:
+        return ""
+
+
+class _AuthInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                       grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call of a sync channel. (Call
+    credentials would do it only over TLS; the token is required on plaintext loopback too.)"""
+
+    def __init__(self, token: str) -> None:
+        self.header = (AUTH_METADATA_KEY, f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = list(details.metadata or []) + [self.header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any,
+                              request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any,
+                               request: Any) -> Any:
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any,
+                               request_iterator: Any) -> Any:
+        return continuation(self._with_token(details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any,
+                                request_iterator: Any) -> Any:
+        return continuation(self._with_token(details), request_iterator)
+
+
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+def _credentials(security: Security) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(root_certificates=security.tls_ca,
+                                        private_key=security.tls_key,
+                                        certificate_chain=security.tls_cert)
+
+
+def open_channel(address: str, security: Security | None = None) -> grpc.Channel:
+    security = security if security is not None else Security.resolve()
+    if security.tls:
+        channel = grpc.secure_channel(address, _credentials(security), options=CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    if security.token:
+        channel = grpc.intercept_channel(channel, _AuthInterceptor(security.token))
+    return channel
+
+
+def auth_metadata(security: Security) -> tuple[tuple[str, str], ...]:
+    """Metadata for one call on an aio channel (the worker passes it to its stream)."""
+    return ((AUTH_METADATA_KEY, f"Bearer {security.token}"),) if security.token else ()
+
+
+def open_aio_channel(address: str, security: Security | None = None) -> grpc.aio.Channel:
+    """An aio channel; pass ``auth_metadata(security)`` as each call's metadata."""
+    security = security if security is not None else Security.resolve()
+    if security.tls:
+        return grpc.aio.secure_channel(address, _credentials(security), options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)

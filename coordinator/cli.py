@@ -38,10 +38,24 @@ def main() -> None:
               help="A run whose worker sends no heartbeat for this long is LOST and retried.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=DEFAULT_MAX_RETRIES,
               show_default=True, help="How many times a LOST run is tried again.")
+@click.option("--no-auth", is_flag=True,
+              help="Accept calls without the token (by default every call but health checks"
+                   " needs the token in <state-dir>/token, created on first start).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="PEM certificate (chain) to serve TLS with.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="PEM private key of --tls-cert.")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Mutual TLS: accept only clients with a certificate from this"
+                                 " CA (PEM).")
+@click.option("--insecure", is_flag=True,
+              help="Allow a non-loopback --host without TLS (only on a network you trust).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def serve_command(host: str, port: int, state_dir: Path | None, lease_seconds: float,
-                  max_retries: int, log_level: str) -> None:
+                  max_retries: int, no_auth: bool, tls_cert: Path | None,
+                  tls_key: Path | None, tls_client_ca: Path | None, insecure: bool,
+                  log_level: str) -> None:
     """Run the coordinator until SIGTERM or Ctrl+C."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
@@ -49,7 +63,9 @@ def serve_command(host: str, port: int, state_dir: Path | None, lease_seconds: f
         stream=sys.stderr,
     )
     opts = ServeOptions(host=host, port=port, state_dir=state_dir or default_state_dir(),
-                        lease_s=lease_seconds, max_retries=max_retries)
+                        lease_s=lease_seconds, max_retries=max_retries, auth=not no_auth,
+                        tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                        insecure=insecure)
     try:
         asyncio.run(serve(opts))
     except SchemaMismatch as exc:

@@ -16,6 +16,13 @@ from grpc_reflection.v1alpha import reflection
 from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_CHECK_INTERVAL_S, Dispatcher
+from .security import (
+    TokenInterceptor,
+    how_to_pass,
+    is_loopback,
+    load_or_create_token,
+    server_credentials,
+)
 from .servicers.sweeps import SweepServicer
 from .servicers.workers import WorkerServicer
 from .store import DB_FILENAME, Store
@@ -45,6 +52,25 @@ class ServeOptions:
     state_dir: Path
     lease_s: float = DEFAULT_LEASE_S
     max_retries: int = DEFAULT_MAX_RETRIES
+    auth: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure: bool = False
+
+    def check(self) -> None:
+        """Refuses unsafe or incomplete combinations before anything starts."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SystemExit("coordinator: --tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise SystemExit("coordinator: --tls-client-ca (mutual TLS) needs --tls-cert and"
+                             " --tls-key too")
+        if not self.tls_cert and not self.insecure and not is_loopback(self.host):
+            raise SystemExit(
+                f"coordinator: refusing to listen on {self.host} without TLS: the token and"
+                " every sweep's data would cross the network in plain text. Pass --tls-cert"
+                " and --tls-key, or --insecure on a network you trust."
+            )
 
 
 async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> None:
@@ -54,7 +80,17 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweepd-search")
     dispatcher = Dispatcher(store, executor=executor, lease_s=opts.lease_s,
                             max_retries=opts.max_retries)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    opts.check()
+    interceptors = []
+    if opts.auth:
+        token, created = load_or_create_token(opts.state_dir)
+        interceptors.append(TokenInterceptor(token, how_to_pass(opts.state_dir)))
+        print(("created" if created else "using") + f" token {opts.state_dir / 'token'}:"
+              f" {how_to_pass(opts.state_dir)}", flush=True)
+    else:
+        print("authentication is OFF (--no-auth): anyone who reaches the port can use it",
+              flush=True)
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     sweeps_pb2_grpc.add_SweepServiceServicer_to_server(SweepServicer(dispatcher), server)
     workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(dispatcher), server)
     health_servicer = health.aio.HealthServicer()
@@ -67,7 +103,11 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
     ]
     reflection.enable_server_reflection(service_names, server)
     address = f"[{opts.host}]:{opts.port}" if ":" in opts.host else f"{opts.host}:{opts.port}"
-    port = server.add_insecure_port(address)
+    if opts.tls_cert and opts.tls_key:
+        port = server.add_secure_port(address, server_credentials(
+            opts.tls_cert, opts.tls_key, opts.tls_client_ca))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"coordinator: cannot listen on {address} (is the port in use?)")
     await server.start()

@@ -7,6 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 state=$(mktemp -d "${TMPDIR:-/tmp}/sweepd-quickstart.XXXXXX")
 port=${SWEEPD_QUICKSTART_PORT:-50551}
 export SWEEPD_COORDINATOR=127.0.0.1:$port
+# The coordinator writes its token into its state dir; clients and workers read it from there.
+export SWEEPD_STATE_DIR=$state
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT

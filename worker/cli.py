@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import click
-from sweepd.client.transport import coordinator_address
+from sweepd.client.transport import Security, coordinator_address
 
 from .daemon import DEFAULT_QUEUE, Worker, WorkerOptions
 from .gpus import GpuAllocator, GpuError, resolve_gpus
@@ -64,11 +64,20 @@ def main() -> None:
               help="A queue to take runs from (repeatable) [default: default].")
 @click.option("--exit-when-idle", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
               help="Exit after this many seconds without any run (0: never).")
+@click.option("--token", default=None, help="The coordinator's token [default: $SWEEPD_TOKEN,"
+              " else the token file in the default state dir].")
+@click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Connect with TLS, trusting this CA (PEM) [default: $SWEEPD_TLS_CA].")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Client certificate (PEM) for mutual TLS [default: $SWEEPD_TLS_CERT].")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Private key of --tls-cert (PEM) [default: $SWEEPD_TLS_KEY].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir: Path | None,
          interpreter: str, worker_id: str, labels: tuple[str, ...], stop_grace: float,
          gpus_spec: str, gpus_per_run: int, queues: tuple[str, ...], exit_when_idle: float,
+         token: str | None, tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
          log_level: str) -> None:
     """Join a coordinator and run assigned runs until told to stop."""
     logging.basicConfig(level=getattr(logging, log_level.upper()),
@@ -80,6 +89,10 @@ def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir
             slots = GpuAllocator(gpus, gpus_per_run).slots
     except GpuError as exc:
         raise click.BadParameter(str(exc), param_hint="--gpus") from None
+    try:
+        security = Security.resolve(token, tls_ca, tls_cert, tls_key)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     workdir = (workdir or Path.cwd()).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     opts = WorkerOptions(
@@ -87,5 +100,6 @@ def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir
         count=count, workdir=workdir, interpreter=interpreter, worker_id=worker_id,
         labels=_labels(labels), stop_grace_s=stop_grace, gpus=gpus, gpus_per_run=gpus_per_run,
         queues=list(dict.fromkeys(queues)) or [DEFAULT_QUEUE], exit_when_idle_s=exit_when_idle,
+        security=security,
     )
     sys.exit(asyncio.run(Worker(opts).run()))

@@ -26,7 +26,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sweepd.client.macros import resolve_worker_macros
 from sweepd.client.params import params_from_proto
-from sweepd.client.transport import open_aio_channel
+from sweepd.client.transport import Security, auth_metadata, open_aio_channel
 from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
 
 from .gpus import ENV_VISIBLE, GpuAllocator
@@ -87,6 +87,8 @@ class WorkerOptions:
     queues: list[str] = field(default_factory=lambda: [DEFAULT_QUEUE])
     # Leave after this many seconds without any run (0: never).
     exit_when_idle_s: float = 0.0
+    # Token and TLS material; None: from the environment / the default state dir.
+    security: Security | None = None
 
 
 @dataclass
@@ -209,13 +211,20 @@ class Worker:
         while True:
             connected = False
             try:
-                async with open_aio_channel(self.opts.coordinator) as channel:
+                security = self.opts.security or Security.resolve()
+                async with open_aio_channel(self.opts.coordinator, security) as channel:
                     stub = workers_pb2_grpc.WorkerServiceStub(channel)
-                    call = stub.Connect(wait_for_ready=False)
+                    call = stub.Connect(wait_for_ready=False,
+                                        metadata=auth_metadata(security))
                     connected = await self._session(call)
             except grpc.aio.AioRpcError as exc:
-                log.info("coordinator %s unavailable (%s); retrying",
-                         self.opts.coordinator, exc.code().name)
+                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
+                                  grpc.StatusCode.PERMISSION_DENIED):
+                    log.error("coordinator %s refused this worker: %s; retrying",
+                              self.opts.coordinator, exc.details())
+                else:
+                    log.info("coordinator %s unavailable (%s); retrying",
+                             self.opts.coordinator, exc.code().name)
             except asyncio.CancelledError:
                 raise
             except Exception:

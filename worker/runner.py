@@ -21,7 +21,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,7 +237,8 @@ class Runner:
         output = open(run_dir / "output.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             running.process = await asyncio.create_subprocess_exec(
-                *running.argv, cwd=str(self.workdir), env=env, stdin=asyncio.subprocess.DEVNULL,
+                *die_with_parent(running.argv, self.workdir, env.get("PATH")),
+                cwd=str(self.workdir), env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=output, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
@@ -289,3 +292,31 @@ class Runner:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             return Outcome("FAILED", code, f"killed by {name}", ended)
         return Outcome("FAILED", code, f"exited with code {code}", ended)
+
+
+# Linux: the run's program is started through this shim, which asks the kernel for SIGKILL
+# when the worker dies (however it dies: no orphaned training process keeps a GPU), then
+# execs the program under the same pid. A shim rather than a preexec_fn because a fork that
+# runs Python code in the child aborts in gRPC's fork handlers; the exec'd interpreter costs
+# some 20 ms per run. The run is in its own session, so only its leader gets the signal;
+# ``request_stop`` and the group kill cover the rest while the worker is alive to send them.
+_PDEATHSIG_SHIM = (
+    "import ctypes,os,signal,sys\n"
+    "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)\n"  # 1: PR_SET_PDEATHSIG
+    "os.getppid() == int(sys.argv[1]) or os.kill(os.getpid(), signal.SIGKILL)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def die_with_parent(argv: list[str], cwd: Path, path: str | None) -> list[str]:
+    """``argv`` wrapped so that the run dies with this process (Linux; else unchanged). A
+    program that cannot be started is left unwrapped, for the spawn itself to fail with why."""
+    if sys.platform != "linux" or not argv:
+        return argv
+    program = argv[0]
+    if "/" in program:
+        if not os.access(cwd / program, os.X_OK):
+            return argv
+    elif shutil.which(program, path=path) is None:
+        return argv
+    return [sys.executable, "-S", "-I", "-c", _PDEATHSIG_SHIM, str(os.getpid()), *argv]

@@ -98,8 +98,14 @@ class Cluster:
         self.processes: list[Process] = []
         self.coordinator: Process | None = None
         self.address = ""
+        self.port = 0
         self.env = dict(os.environ)
         self.env.pop("SWEEPD_COORDINATOR", None)
+        # Clients and workers find the coordinator's token in this test's own state dir, as
+        # they would find a local coordinator's in the default one.
+        self.env["SWEEPD_STATE_DIR"] = str(self.state_dir)
+        for var in ("SWEEPD_TOKEN", "SWEEPD_TLS_CA", "SWEEPD_TLS_CERT", "SWEEPD_TLS_KEY"):
+            self.env.pop(var, None)
         self.env["PYTHONUNBUFFERED"] = "1"
 
     def start_coordinator(self, *extra: str, port: int = 0) -> Process:
@@ -114,8 +120,21 @@ class Cluster:
             what="the coordinator to listen",
         )
         self.address = f"127.0.0.1:{match.group(2)}"
+        self.port = int(match.group(2))
         self.coordinator = proc
         return proc
+
+    @property
+    def token(self) -> str:
+        return (self.state_dir / "token").read_text().strip()
+
+    def channel(self, *, token: str | None = None) -> Any:
+        """A plain sync channel that sends ``authorization: Bearer <token>`` on every call
+        (the coordinator's own token unless told otherwise; "" sends none)."""
+        from sweepd.client.transport import Security, open_channel
+
+        return open_channel(self.address, Security(
+            token=self.token if token is None else token))
 
     def start_worker(self, *args: str, workdir: Path | None = None,
                      env: dict[str, str] | None = None) -> Process:

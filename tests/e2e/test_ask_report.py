@@ -23,7 +23,7 @@ parameters:
 
 def test_ask_report_finish_completes_ten_runs(cluster: Cluster) -> None:
     cluster.start_coordinator()
-    channel = grpc.insecure_channel(cluster.address)
+    channel = cluster.channel()
     stub = sweeps_pb2_grpc.SweepServiceStub(channel)
     sweep = stub.CreateSweep(sweeps_pb2.CreateSweepRequest(config_text=CONFIG)).sweep
     done_runs = []
@@ -70,7 +70,7 @@ def test_ask_report_finish_completes_ten_runs(cluster: Cluster) -> None:
 
 def test_two_clients_get_different_runs(cluster: Cluster) -> None:
     cluster.start_coordinator()
-    with grpc.insecure_channel(cluster.address) as channel:
+    with cluster.channel() as channel:
         stub = sweeps_pb2_grpc.SweepServiceStub(channel)
         sweep = stub.CreateSweep(sweeps_pb2.CreateSweepRequest(config_text=CONFIG)).sweep
         a = stub.SuggestRun(sweeps_pb2.SuggestRunRequest(sweep_id=sweep.id, client_id="a")).run

@@ -1,0 +1,117 @@
+"""Who may call the coordinator: a bearer token on every call (health checks excepted),
+created on first start, and TLS / mutual TLS material for the listening port."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sweepd.client.transport import AUTH_METADATA_KEY, TOKEN_ENV, TOKEN_FILENAME
+
+# 32 random bytes: far beyond guessing over the network, short enough to paste.
+TOKEN_BYTES = 32
+# Owner read/write only: the token is as good as a password to this coordinator.
+TOKEN_FILE_MODE = 0o600
+# Health checks stay open so load balancers and orchestrators can probe without a secret.
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)
+
+
+def load_or_create_token(state_dir: Path) -> tuple[str, bool]:
+    """(token, created). The token file is created atomically with mode 0600."""
+    path = state_dir / TOKEN_FILENAME
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, TOKEN_FILE_MODE)
+    except FileExistsError:  # another coordinator on this state dir won the race
+        return path.read_text().strip(), False
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+def how_to_pass(state_dir: Path) -> str:
+    return (f"pass the token in {state_dir / TOKEN_FILENAME} with --token or ${TOKEN_ENV}"
+            " (clients of the same user on this machine read it from the default state dir"
+            " by themselves)")
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call without ``authorization: Bearer <token>`` with UNAUTHENTICATED."""
+
+    def __init__(self, token: str, hint: str) -> None:
+        self.expected = f"Bearer {token}".encode()
+        self.hint = hint
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        method = details.method or ""
+        if method.startswith(UNAUTHENTICATED_PREFIXES):
+            return await continuation(details)
+        given = ""
+        for key, value in details.invocation_metadata or ():
+            if key == AUTH_METADATA_KEY:
+                given = value if isinstance(value, str) else value.decode(errors="replace")
+        handler = await continuation(details)
+        # Constant time, so that the token cannot be found byte by byte from timings.
+        if given and hmac.compare_digest(given.encode(), self.expected):
+            return handler
+        message = ("missing token" if not given else "wrong token") + f"; {self.hint}"
+        return _refusal(handler, message)
+
+
+def _refusal(handler: Any, message: str) -> Any:
+    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    if handler is None:
+        return None
+    ser = handler.response_serializer
+    de = handler.request_deserializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(abort, de, ser)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(abort_stream, de, ser)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(abort, de, ser)
+    return grpc.stream_stream_rpc_method_handler(abort_stream, de, ser)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except (OSError, ValueError):
+            return False
+
+
+def server_credentials(cert: Path, key: Path, client_ca: Path | None
+                       ) -> grpc.ServerCredentials:
+    """TLS for the port; with ``client_ca``, mutual TLS: clients must present a certificate
+    signed by it."""
+    return grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())],
+        root_certificates=client_ca.read_bytes() if client_ca else None,
+        require_client_auth=client_ca is not None,
+    )
