@@ -16,14 +16,14 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import names
+from . import limits, names
 from .config import SweepConfig, nest, parse_config, render_command
 from .domain import (
     DEFAULT_QUEUE,
@@ -59,6 +59,10 @@ DEFAULT_LEASE_S = DEFAULT_HEARTBEAT_INTERVAL_S * LEASE_HEARTBEATS
 LEASE_CHECK_INTERVAL_S = 0.5
 # A LOST run is tried again this many times before it stays LOST.
 DEFAULT_MAX_RETRIES = 2
+# After a restart, workers get at least this long to reconnect and claim their runs before a
+# lease can expire: their reconnect backoff is capped at 5 s (worker/daemon.py), so two full
+# backoffs fit, whatever --lease-seconds is.
+RECONNECT_GRACE_S = 10.0
 # Methods cheap enough (microseconds to a few ms) to run on the event loop. Model-based
 # methods run in the executor and are prepared ahead of the next free slot.
 INLINE_METHODS = frozenset({"grid", "random"})
@@ -220,6 +224,18 @@ def is_better(goal: str, a: float, b: float) -> bool:
     return a > b if goal == "maximize" else a < b
 
 
+def _config_max_retries(config: SweepConfig) -> int | None:
+    """The config's top-level ``max_retries`` (validated here: the key is the dispatcher's)."""
+    value = config.raw.get("max_retries") if isinstance(config.raw, Mapping) else None
+    if value is None:
+        return None
+    if (not isinstance(value, int) or isinstance(value, bool)
+            or not 0 <= value <= limits.MAX_RETRIES_LIMIT):
+        raise InvalidArgument(f"max_retries: {value!r} is not a whole number between 0 and"
+                              f" {limits.MAX_RETRIES_LIMIT}")
+    return value
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -270,7 +286,7 @@ class Dispatcher:
                 # Workers get one lease length from our start to reconnect and claim their
                 # runs; their clocks and ours may differ, so no lease survives a restart as is.
                 run.lease_expires_at = None if names.is_client_worker(run.worker_id) else (
-                    now + self.lease_s
+                    now + max(self.lease_s, RECONNECT_GRACE_S)
                 )
             if view.metric_name and not run.state.is_ended:
                 view.histories[run.id] = [
@@ -284,10 +300,15 @@ class Dispatcher:
     # -- sweeps ---------------------------------------------------------------------------
 
     def create_sweep(self, config_text: str, source_name: str = "", *, queue: str = "",
-                     max_concurrent: int = 0) -> SweepView:
+                     max_concurrent: int = 0, max_retries: int | None = None) -> SweepView:
         if max_concurrent < 0:
             raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
         config = parse_config(config_text, filename=source_name or None)
+        if max_retries is None:
+            max_retries = _config_max_retries(config)
+        elif not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
+            raise InvalidArgument(f"max_retries: {max_retries} is not between 0 and"
+                                  f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
         now = self.clock()
         sweep_id = names.new_sweep_id()
         while sweep_id in self.sweeps:
@@ -296,6 +317,7 @@ class Dispatcher:
             id=sweep_id, config_text=config_text, state=SweepState.RUNNING, created_at=now,
             updated_at=now, name=config.name or "", state_reason="created",
             queue=queue or DEFAULT_QUEUE, max_concurrent=max_concurrent,
+            max_retries=max_retries,
         )
         self.store.insert_sweep(sweep)
         view = SweepView(sweep=sweep, config=config)
@@ -561,6 +583,13 @@ class Dispatcher:
         run = self.runs.get(run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
+        if 0 < attempt < run.attempt:
+            # Checked before the holder: a worker whose lease expired learns why it lost the
+            # run (which has since moved on, possibly to another worker).
+            raise FailedPrecondition(
+                f"run {run_id}: attempt {attempt} is stale, the current attempt is"
+                f" {run.attempt} (its lease expired and the run was handed out again)"
+            )
         if run.worker_id != worker_id:
             raise PermissionDenied(
                 f"run {run_id} is not held by {worker_id}"
@@ -698,7 +727,7 @@ class Dispatcher:
         self.store.record_event(run, now, f"lost: {why}")
         view = self.sweeps[run.sweep_id]
         view.histories.pop(run.id, None)
-        if run.attempt <= self.max_retries and not view.sweep.state.is_ended:
+        if run.attempt <= self.retries_of(view) and not view.sweep.state.is_ended:
             run.state = RunState.PENDING
             run.worker_id = ""
             run.lease_expires_at = None
@@ -709,11 +738,16 @@ class Dispatcher:
             self.store.update_run(run)
             self.store.record_event(run, now, "queued for retry")
             log.warning("run %s lost (%s); retrying (attempt %d of %d)", run.id, why,
-                        run.attempt + 1, self.max_retries + 1)
+                        run.attempt + 1, self.retries_of(view) + 1)
         else:
             self._end_run(run, RunState.LOST, f"lost: {why}")
             self._maybe_finish(view)
         view.version += 1
+
+    def retries_of(self, view: SweepView) -> int:
+        """The sweep's retry limit: its own if it set one, else the coordinator's."""
+        own = view.sweep.max_retries
+        return self.max_retries if own is None else own
 
     def expire_leases(self) -> int:
         """Makes every run whose lease ran out LOST. Returns how many."""
@@ -736,6 +770,12 @@ class Dispatcher:
 
     def _lease_deadline(self, heartbeat_interval_s: float) -> float:
         return self.clock() + self._lease_length(heartbeat_interval_s)
+
+    def _worker_lease_deadline(self, worker_id: str) -> float:
+        """A new assignment's lease: as long as the worker's own heartbeats keep it."""
+        session = self.sessions.get(worker_id)
+        interval = session.heartbeat_interval_s if session else DEFAULT_HEARTBEAT_INTERVAL_S
+        return self._lease_deadline(interval)
 
     # -- ask / report / finish (programs without a worker daemon) -------------------------
 
@@ -877,7 +917,7 @@ class Dispatcher:
             number=sweep.run_count, state=RunState.ASSIGNED, point=point,
             params=nest(point), created_at=now, attempt=1, worker_id=worker_id,
             predicted_mean=suggestion.predicted_mean, predicted_std=suggestion.predicted_std,
-            lease_expires_at=self._lease_deadline(DEFAULT_HEARTBEAT_INTERVAL_S) if lease else None,
+            lease_expires_at=self._worker_lease_deadline(worker_id) if lease else None,
         )
         run.argv = render_command(view.config, point)
         self.store.insert_run(run)
@@ -896,9 +936,7 @@ class Dispatcher:
         run.state = RunState.ASSIGNED
         run.attempt += 1
         run.worker_id = worker_id
-        run.lease_expires_at = (
-            self._lease_deadline(DEFAULT_HEARTBEAT_INTERVAL_S) if lease else None
-        )
+        run.lease_expires_at = self._worker_lease_deadline(worker_id) if lease else None
         self.store.update_run(run)
         self.store.record_event(run, self.clock(), f"assigned to {worker_id}")
         view.version += 1

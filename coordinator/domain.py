@@ -76,6 +76,8 @@ class Sweep:
     # The worker queue that runs it, and how many of its runs may run at once (0: no cap).
     queue: str = DEFAULT_QUEUE
     max_concurrent: int = 0
+    # How many times a LOST run of this sweep is tried again; None: the coordinator's default.
+    max_retries: int | None = None
 
 
 @dataclass

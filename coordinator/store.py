@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     queue TEXT NOT NULL DEFAULT 'default',
-    max_concurrent INTEGER NOT NULL DEFAULT 0
+    max_concurrent INTEGER NOT NULL DEFAULT 0,
+    max_retries INTEGER
 );
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -138,7 +139,14 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
         self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+        self._add_missing_columns()
         self._check_version()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added within schema version 1 (nullable, so old rows read as defaults)."""
+        have = {r["name"] for r in self._db.execute("PRAGMA table_info(sweeps)")}
+        if "max_retries" not in have:
+            self._db.execute("ALTER TABLE sweeps ADD COLUMN max_retries INTEGER")
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -186,22 +194,22 @@ class Store:
     def insert_sweep(self, sweep: Sweep) -> None:
         self._exec(
             "INSERT INTO sweeps(id, name, state, state_reason, config_text, run_count,"
-            " exhausted_reason, created_at, updated_at, queue, max_concurrent)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " exhausted_reason, created_at, updated_at, queue, max_concurrent, max_retries)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 sweep.id, sweep.name, sweep.state.value, sweep.state_reason, sweep.config_text,
                 sweep.run_count, sweep.exhausted_reason, sweep.created_at, sweep.updated_at,
-                sweep.queue, sweep.max_concurrent,
+                sweep.queue, sweep.max_concurrent, sweep.max_retries,
             ),
         )
 
     def update_sweep(self, sweep: Sweep) -> None:
         self._exec(
             "UPDATE sweeps SET state=?, state_reason=?, run_count=?, exhausted_reason=?,"
-            " updated_at=? WHERE id=?",
+            " updated_at=?, max_retries=? WHERE id=?",
             (
                 sweep.state.value, sweep.state_reason, sweep.run_count, sweep.exhausted_reason,
-                sweep.updated_at, sweep.id,
+                sweep.updated_at, sweep.max_retries, sweep.id,
             ),
         )
 
@@ -214,6 +222,7 @@ class Store:
                 run_count=r["run_count"], exhausted_reason=r["exhausted_reason"],
                 created_at=r["created_at"], updated_at=r["updated_at"],
                 queue=r["queue"], max_concurrent=r["max_concurrent"],
+                max_retries=r["max_retries"],
             )
             for r in rows
         ]
