@@ -153,13 +153,26 @@ class Client:
     # -- sweeps ---------------------------------------------------------------------------
 
     def create_sweep(self, config: str | Path | Mapping[str, Any], *, queue: str = "",
-                     max_concurrent: int = 0) -> dict[str, Any]:
+                     max_concurrent: int = 0, max_retries: int | None = None
+                     ) -> dict[str, Any]:
         """Creates a sweep on ``queue`` (default "default"), at most ``max_concurrent`` runs at
-        once (0: no limit)."""
+        once (0: no limit), a LOST run tried again up to ``max_retries`` times (None: the
+        config's ``max_retries``, else the coordinator's default)."""
         text, source = config_text(config)
-        response = self._call("CreateSweep", sweeps_pb2.CreateSweepRequest(
-            config_text=text, source_name=source, queue=queue, max_concurrent=max_concurrent))
+        request = sweeps_pb2.CreateSweepRequest(
+            config_text=text, source_name=source, queue=queue, max_concurrent=max_concurrent)
+        if max_retries is not None:
+            request.max_retries = max_retries
+        response = self._call("CreateSweep", request)
         return sweep_to_dict(response.sweep)
+
+    def retry(self, sweep_id: str, *, failed: bool = False, lost: bool = False
+              ) -> dict[str, Any]:
+        """Puts the sweep's FAILED and/or LOST runs back in the queue. Returns
+        ``{"run_ids": [...], "sweep": {...}}``."""
+        response = self._call("RetryRuns", sweeps_pb2.RetryRunsRequest(
+            sweep_id=sweep_id, failed=failed, lost=lost))
+        return {"run_ids": list(response.run_ids), "sweep": sweep_to_dict(response.sweep)}
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         return sweep_to_dict(self._call("GetSweep", sweeps_pb2.GetSweepRequest(sweep_id=sweep_id)))
@@ -198,6 +211,12 @@ class Client:
             result["history"] = [
                 {"index": r.index, "step": r.step, "time": _time(r.time), **dict(r.values)}
                 for r in response.history
+            ]
+            result["events"] = [
+                {"attempt": e.attempt, "time": _time(e.time), "worker_id": e.worker_id,
+                 "state": common_pb2.RunState.Name(e.state).removeprefix("RUN_STATE_"),
+                 "reason": e.reason}
+                for e in response.events
             ]
         return result
 

@@ -82,10 +82,15 @@ def main() -> None:
               help="The worker queue that runs it (`worker join --queue`) [default: default].")
 @click.option("--max-concurrent", type=click.IntRange(min=0), default=0, metavar="N",
               help="At most N of its runs at once (0: no limit).")
+@click.option("--max-retries", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Try a LOST run (its worker vanished) again up to N times [default: the"
+                   " config's max_retries, else the coordinator's --max-retries].")
 @common_options
-def create(file: Path, queue: str, max_concurrent: int, client: Client, fmt: str) -> None:
+def create(file: Path, queue: str, max_concurrent: int, max_retries: int | None,
+           client: Client, fmt: str) -> None:
     """Create a sweep from a W&B-style sweep.yaml; prints its id."""
-    sweep = client.create_sweep(file, queue=queue, max_concurrent=max_concurrent)
+    sweep = client.create_sweep(file, queue=queue, max_concurrent=max_concurrent,
+                                max_retries=max_retries)
     if fmt == "json":
         click.echo(to_json(sweep))
         return
@@ -196,6 +201,23 @@ def runs(sweep_id: str, client: Client, fmt: str) -> None:
                      duration(r["started_at"], r["ended_at"]), r["worker_id"] or "-", reason])
     headers = ["RUN", "STATE", "PARAMS", metric_name or "METRIC", "TIME", "WORKER", "REASON"]
     click.echo(table(headers, rows))
+
+
+@main.command()
+@click.argument("sweep_id")
+@click.option("--failed", is_flag=True, help="Retry the runs that FAILED.")
+@click.option("--lost", is_flag=True, help="Retry the runs that were LOST (retries used up).")
+@common_options
+def retry(sweep_id: str, failed: bool, lost: bool, client: Client, fmt: str) -> None:
+    """Put a sweep's failed and/or lost runs back in the queue."""
+    if not (failed or lost):
+        raise click.UsageError("say which runs to retry: --failed and/or --lost")
+    result = client.retry(sweep_id, failed=failed, lost=lost)
+    if fmt == "json":
+        click.echo(to_json(result))
+        return
+    s = result["sweep"]
+    click.echo(f"{len(result['run_ids'])} run(s) queued again; sweep {s['id']} is {s['state']}")
 
 
 def _state_command(name: str, action: str, doc: str) -> None:

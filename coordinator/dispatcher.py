@@ -392,6 +392,46 @@ class Dispatcher:
         self._flush()
         return view
 
+    def retry_runs(self, sweep_id: str, *, failed: bool, lost: bool) -> list[Run]:
+        """Puts the sweep's FAILED and/or LOST runs back in the queue (PENDING, attempt kept:
+        the next assignment counts it on); a FINISHED or STOPPED sweep runs again."""
+        if not (failed or lost):
+            raise InvalidArgument("say which runs to retry: failed and/or lost")
+        view = self.get_sweep(sweep_id)
+        if view.sweep.state is SweepState.CANCELED:
+            raise FailedPrecondition(f"sweep {sweep_id} was canceled; its runs cannot be retried")
+        wanted = {s for s, on in ((RunState.FAILED, failed), (RunState.LOST, lost)) if on}
+        runs = [r for r in view.runs.values() if r.state in wanted]
+        if not runs:
+            return []
+        now = self.clock()
+        with self.store.transaction():
+            for run in runs:
+                was = run.state.value
+                run.state = RunState.PENDING
+                run.worker_id = ""
+                run.reason = ""
+                run.exit_code = None
+                run.started_at = None
+                run.ended_at = None
+                run.lease_expires_at = None
+                run.stop = None
+                run.summary = {}
+                run.next_record_index = 0
+                run.log_tail = ""
+                view.histories.pop(run.id, None)
+                self.store.update_run(run)
+                self.store.record_event(run, now, f"queued for retry by user (was {was})")
+            if view.sweep.state is not SweepState.RUNNING:
+                self._set_sweep_state(view, SweepState.RUNNING,
+                                      f"{len(runs)} run(s) retried by user")
+            view.version += 1
+        self._schedule()
+        return runs
+
+    def events(self, run: Run) -> list[dict[str, Any]]:
+        return self.store.run_events(run.id)
+
     def _set_sweep_state(self, view: SweepView, state: SweepState, reason: str) -> None:
         view.sweep.state = state
         view.sweep.state_reason = reason

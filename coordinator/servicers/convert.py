@@ -115,3 +115,11 @@ def run_state_from_proto(value: int, field: str = "state") -> RunState:
 
 def sweep_state_name(state: SweepState) -> str:
     return state.value
+
+
+def event_to_proto(event: dict[str, Any]) -> sweeps_pb2.RunEvent:
+    return sweeps_pb2.RunEvent(
+        attempt=event["attempt"], time=timestamp(event["time"]),
+        state=common_pb2.RunState.Value(f"RUN_STATE_{event['state']}"),
+        reason=event["reason"], worker_id=event["worker_id"] or "",
+    )

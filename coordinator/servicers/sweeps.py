@@ -12,6 +12,7 @@ from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 from ..dispatcher import Dispatcher
 from ..errors import InvalidArgument, SweepdError
 from .convert import (
+    event_to_proto,
     record_to_proto,
     records_from_proto,
     run_state_from_proto,
@@ -43,8 +44,11 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     ) -> sweeps_pb2.CreateSweepResponse:
         if not request.config_text.strip():
             raise InvalidArgument("config_text: empty; pass the sweep configuration's YAML or JSON")
-        view = self.d.create_sweep(request.config_text, request.source_name,
-                                   queue=request.queue, max_concurrent=request.max_concurrent)
+        view = self.d.create_sweep(
+            request.config_text, request.source_name, queue=request.queue,
+            max_concurrent=request.max_concurrent,
+            max_retries=request.max_retries if request.HasField("max_retries") else None,
+        )
         return sweeps_pb2.CreateSweepResponse(sweep=sweep_to_proto(view, self.d))
 
     @maps_errors
@@ -86,8 +90,19 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
                      ) -> sweeps_pb2.GetRunResponse:
         run = self.d.get_run(_require(request.run_id, "run_id"))
         history = self.d.history(run) if request.include_history else []
+        events = self.d.events(run) if request.include_history else []
         return sweeps_pb2.GetRunResponse(
-            run=run_to_proto(run, log_tail=True), history=[record_to_proto(r) for r in history]
+            run=run_to_proto(run, log_tail=True), history=[record_to_proto(r) for r in history],
+            events=[event_to_proto(e) for e in events],
+        )
+
+    @maps_errors
+    async def RetryRuns(self, request: sweeps_pb2.RetryRunsRequest, context: Context
+                        ) -> sweeps_pb2.RetryRunsResponse:
+        sweep_id = _require(request.sweep_id, "sweep_id")
+        runs = self.d.retry_runs(sweep_id, failed=request.failed, lost=request.lost)
+        return sweeps_pb2.RetryRunsResponse(
+            run_ids=[r.id for r in runs], sweep=sweep_to_proto(self.d.get_sweep(sweep_id), self.d)
         )
 
     async def GetRunLogs(self, request: sweeps_pb2.GetRunLogsRequest, context: Context

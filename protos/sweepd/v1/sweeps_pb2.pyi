@@ -24,17 +24,51 @@ SWEEP_ACTION_RESUME: SweepAction
 SWEEP_ACTION_STOP: SweepAction
 SWEEP_ACTION_CANCEL: SweepAction
 
+class RetryRunsRequest(_message.Message):
+    __slots__ = ("sweep_id", "failed", "lost")
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    failed: bool
+    lost: bool
+    def __init__(self, sweep_id: _Optional[str] = ..., failed: _Optional[bool] = ..., lost: _Optional[bool] = ...) -> None: ...
+
+class RetryRunsResponse(_message.Message):
+    __slots__ = ("run_ids", "sweep")
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    sweep: _common_pb2.Sweep
+    def __init__(self, run_ids: _Optional[_Iterable[str]] = ..., sweep: _Optional[_Union[_common_pb2.Sweep, _Mapping]] = ...) -> None: ...
+
+class RunEvent(_message.Message):
+    __slots__ = ("attempt", "time", "state", "reason", "worker_id")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    time: _timestamp_pb2.Timestamp
+    state: _common_pb2.RunState
+    reason: str
+    worker_id: str
+    def __init__(self, attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., reason: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
+
 class CreateSweepRequest(_message.Message):
-    __slots__ = ("config_text", "source_name", "queue", "max_concurrent")
+    __slots__ = ("config_text", "source_name", "queue", "max_concurrent", "max_retries")
     CONFIG_TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     config_text: str
     source_name: str
     queue: str
     max_concurrent: int
-    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ...) -> None: ...
+    max_retries: int
+    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., max_retries: _Optional[int] = ...) -> None: ...
 
 class CreateSweepResponse(_message.Message):
     __slots__ = ("sweep",)
@@ -87,12 +121,14 @@ class GetRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., include_history: _Optional[bool] = ...) -> None: ...
 
 class GetRunResponse(_message.Message):
-    __slots__ = ("run", "history")
+    __slots__ = ("run", "history", "events")
     RUN_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     run: _common_pb2.Run
     history: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetricRecord]
-    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[RunEvent]
+    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[RunEvent, _Mapping]]] = ...) -> None: ...
 
 class Worker(_message.Message):
     __slots__ = ("id", "host", "slots", "labels", "connected", "run_ids", "last_heartbeat", "connected_at", "sweep_id", "gpus", "queues")

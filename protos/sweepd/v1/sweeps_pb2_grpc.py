@@ -90,6 +90,11 @@ class SweepServiceStub:
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.FinishRunRequest.SerializeToString,
                 response_deserializer=sweepd_dot_v1_dot_common__pb2.Run.FromString,
                 _registered_method=True)
+        self.RetryRuns = channel.unary_unary(
+                '/sweepd.v1.SweepService/RetryRuns',
+                request_serializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.SerializeToString,
+                response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.FromString,
+                _registered_method=True)
 
 
 class SweepServiceServicer:
@@ -172,6 +177,14 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRuns(self, request, context):
+        """Puts a sweep's FAILED and/or LOST runs back in the queue: each goes back to PENDING (its
+        attempt counts on) with an event saying so, and a FINISHED sweep goes back to RUNNING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SweepServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +242,11 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.FinishRun,
                     request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.FinishRunRequest.FromString,
                     response_serializer=sweepd_dot_v1_dot_common__pb2.Run.SerializeToString,
+            ),
+            'RetryRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRuns,
+                    request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.FromString,
+                    response_serializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -528,6 +546,33 @@ class SweepService:
             '/sweepd.v1.SweepService/FinishRun',
             sweepd_dot_v1_dot_sweeps__pb2.FinishRunRequest.SerializeToString,
             sweepd_dot_v1_dot_common__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sweepd.v1.SweepService/RetryRuns',
+            sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.SerializeToString,
+            sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,
