@@ -4,6 +4,7 @@ Run (from the repository root, after ``bench/README.md``'s one-time set-up)::
 
     bench/.venv/bin/python bench/search_quality.py                   # full: 16 functions × 10 seeds
     bench/.venv/bin/python bench/search_quality.py --seeds 3 --budget 30 --functions branin,lr_wd
+    bench/.venv/bin/python bench/search_quality.py --cache /tmp/q.json --fresh bayes  # reuse
 
 For every function in ``bench/functions.py`` (each a W&B sweep: parameters with
 distributions), every method runs ``--budget`` sequential runs for each of ``--seeds`` seeds.
@@ -18,6 +19,7 @@ processes (``--jobs``, default the number of cores).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -58,6 +60,10 @@ def run_task(task: tuple[str, str, int, int]) -> tuple[str, str, int, float, flo
     return fname, method, seed, float(best_true - problem.f_min), spent / budget
 
 
+def _key(task: tuple[str, str, int, int]) -> str:
+    return "/".join(map(str, task))
+
+
 def _ranks(values: list[float]) -> list[float]:
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)
@@ -79,11 +85,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--functions", default=",".join(PROBLEMS))
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument(
+        "--cache",
+        help="JSON file of finished (function, method, seed, budget) results: read, skipped,"
+        " appended to (competitors do not change while sweepd's methods are iterated on)",
+    )
+    ap.add_argument("--fresh", default="", help="methods to recompute even if cached")
     args = ap.parse_args(argv)
     fnames = [f for f in args.functions.split(",") if f]
     methods = [m for m in args.methods.split(",") if m]
     tasks = [(f, m, s, args.budget) for f in fnames for m in methods for s in range(args.seeds)]
     tasks.sort(key=lambda t: COST_ORDER.get(t[1], 9))
+    cache: dict[str, list[float]] = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as fh:
+            cache = json.load(fh)
+    fresh = set(args.fresh.split(","))
+    cached = [t for t in tasks if _key(t) in cache and t[1] not in fresh]
+    tasks = [t for t in tasks if t not in cached]
     print(
         f"search quality: {len(fnames)} functions × {len(methods)} methods × {args.seeds} seeds,"
         f" budget {args.budget}, {args.jobs} processes",
@@ -91,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     results: dict[tuple[str, str], list[float]] = {}
     times: dict[str, list[float]] = {m: [] for m in methods}
+    for t in cached:
+        regret, per_call = cache[_key(t)]
+        results.setdefault((t[0], t[1]), []).append(regret)
+        times[t[1]].append(per_call)
+    if cached:
+        print(f"  {len(cached)} results from {args.cache}", flush=True)
     start = time.time()
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.jobs, maxtasksperchild=20) as pool:
@@ -99,6 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         ):
             results.setdefault((f, m), []).append(regret)
             times[m].append(per_call)
+            if args.cache:
+                cache[_key((f, m, _seed, args.budget))] = [regret, per_call]
+                with open(args.cache, "w") as fh:
+                    json.dump(cache, fh)
             if n % max(1, len(tasks) // 20) == 0 or n == len(tasks):
                 print(f"  {n}/{len(tasks)} done, {time.time() - start:.0f} s", flush=True)
     print_tables(fnames, methods, results, times, args.seeds, args.budget)
