@@ -39,7 +39,14 @@ from .domain import (
     SweepState,
     WorkerInfo,
 )
-from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SweepdError
+from .errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    SweepdError,
+)
 from .search import suggest
 from .search.base import Suggestion, Trial, TrialState
 from .store import Store
@@ -224,6 +231,29 @@ def is_better(goal: str, a: float, b: float) -> bool:
     return a > b if goal == "maximize" else a < b
 
 
+def _check_text(field: str, value: str, limit: int = limits.MAX_TEXT_LENGTH) -> None:
+    if len(value) > limit:
+        name = "MAX_NAME_LENGTH" if limit == limits.MAX_NAME_LENGTH else "MAX_TEXT_LENGTH"
+        raise InvalidArgument(f"{field}: {len(value)} characters, over the limit of {limit}"
+                              f" ({name})")
+
+
+def check_records(records: Sequence[MetricRecord]) -> None:
+    """Refuses a metric batch over the limits, naming the limit."""
+    if len(records) > limits.MAX_METRIC_BATCH:
+        raise ResourceExhausted(f"records: {len(records)} in one batch, over the limit of"
+                                f" {limits.MAX_METRIC_BATCH} (MAX_METRIC_BATCH)")
+    for i, rec in enumerate(records):
+        if len(rec.values) > limits.MAX_METRIC_VALUES:
+            raise ResourceExhausted(f"records[{i}].values: {len(rec.values)}, over the limit"
+                                    f" of {limits.MAX_METRIC_VALUES} (MAX_METRIC_VALUES)")
+        for key in rec.values:
+            if len(key) > limits.MAX_NAME_LENGTH:
+                raise InvalidArgument(f"records[{i}].values: a name of {len(key)} characters,"
+                                      f" over the limit of {limits.MAX_NAME_LENGTH}"
+                                      " (MAX_NAME_LENGTH)")
+
+
 def _config_max_retries(config: SweepConfig) -> int | None:
     """The config's top-level ``max_retries`` (validated here: the key is the dispatcher's)."""
     value = config.raw.get("max_retries") if isinstance(config.raw, Mapping) else None
@@ -303,7 +333,24 @@ class Dispatcher:
                      max_concurrent: int = 0, max_retries: int | None = None) -> SweepView:
         if max_concurrent < 0:
             raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
-        config = parse_config(config_text, filename=source_name or None)
+        size = len(config_text.encode("utf-8", "surrogatepass"))
+        if size > limits.MAX_CONFIG_BYTES:
+            raise ResourceExhausted(f"config_text: {size} bytes, over the limit of"
+                                    f" {limits.MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)")
+        _check_text("source_name", source_name)
+        _check_text("queue", queue, limits.MAX_NAME_LENGTH)
+        try:
+            config = parse_config(config_text, filename=source_name or None)
+        except SweepdError:
+            raise
+        except Exception as exc:
+            # The parser should report every problem itself; this keeps one it missed (a YAML
+            # reader error on control characters, say) a refusal rather than a server fault.
+            log.warning("config parser raised %s; refused as invalid", type(exc).__name__)
+            raise InvalidArgument(f"config_text: cannot be read: {exc}") from None
+        if len(config.parameters) > limits.MAX_PARAMETERS:
+            raise InvalidArgument(f"parameters: {len(config.parameters)}, over the limit of"
+                                  f" {limits.MAX_PARAMETERS} (MAX_PARAMETERS)")
         if max_retries is None:
             max_retries = _config_max_retries(config)
         elif not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
@@ -489,6 +536,18 @@ class Dispatcher:
     # -- workers --------------------------------------------------------------------------
 
     def attach_worker(self, hello: Hello) -> tuple[WorkerSession, Welcome]:
+        if not hello.worker_id:
+            raise InvalidArgument("hello.worker_id: must not be empty")
+        _check_text("hello.worker_id", hello.worker_id, limits.MAX_NAME_LENGTH)
+        _check_text("hello.host", hello.host, limits.MAX_NAME_LENGTH)
+        if hello.slots > limits.MAX_WORKER_SLOTS:
+            raise InvalidArgument(f"hello.slots: {hello.slots}, over the limit of"
+                                  f" {limits.MAX_WORKER_SLOTS} (MAX_WORKER_SLOTS)")
+        if len(hello.labels) > limits.MAX_LABELS:
+            raise InvalidArgument(f"hello.labels: {len(hello.labels)}, over the limit of"
+                                  f" {limits.MAX_LABELS} (MAX_LABELS)")
+        for key, value in hello.labels.items():
+            _check_text("hello.labels", key + value)
         now = self.clock()
         known = self.workers.get(hello.worker_id)
         same_incarnation = known is not None and known.incarnation == hello.incarnation
@@ -596,6 +655,9 @@ class Dispatcher:
                 refused = str(exc)
                 log.warning("worker %s: refused %s: %s", worker_id, type(event).__name__, exc)
                 self._send(worker_id, StopOrder(event.run_id, refused))
+            except SweepdError as exc:  # over a limit: refused, the run itself may go on
+                refused = str(exc)
+                log.warning("worker %s: refused %s: %s", worker_id, type(event).__name__, exc)
             if seq:
                 session.info.applied_seq = seq
                 self.store.set_applied_seq(worker_id, seq)
@@ -658,6 +720,7 @@ class Dispatcher:
         self.store.record_event(run, when, "started")
 
     def _record_metrics(self, run: Run, records: Sequence[MetricRecord]) -> None:
+        check_records(records)
         if run.state is RunState.ASSIGNED:
             self._mark_started(run, run.argv, self.clock())
         fresh = sorted((r for r in records if r.index >= run.next_record_index),
@@ -946,6 +1009,10 @@ class Dispatcher:
         self, view: SweepView, suggestion: Suggestion, worker_id: str, *, lease: bool
     ) -> Run:
         sweep = view.sweep
+        if sweep.run_count + 1 >= limits.MAX_RUNS_PER_SWEEP and not sweep.exhausted_reason:
+            # This run is the last one: the in-memory view and the database stay bounded.
+            sweep.exhausted_reason = (f"{limits.MAX_RUNS_PER_SWEEP} runs created"
+                                      " (MAX_RUNS_PER_SWEEP)")
         sweep.run_count += 1
         now = self.clock()
         # W&B's canonical order (sorted names): the order ${args} renders and run.config shows.

@@ -27,3 +27,8 @@ MAX_TEXT_LENGTH = 4096
 MAX_RUNS_PER_SWEEP = 100_000
 # A per-sweep retry limit above this would retry a broken point forever in effect.
 MAX_RETRIES_LIMIT = 100
+# Slots one worker may offer: more than any machine has, and it bounds how many runs one
+# hello can draw from the queue at once.
+MAX_WORKER_SLOTS = 1024
+# Labels one worker may carry.
+MAX_LABELS = 100

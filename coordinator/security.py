@@ -115,3 +115,78 @@ def server_credentials(cert: Path, key: Path, client_ca: Path | None
         root_certificates=client_ca.read_bytes() if client_ca else None,
         require_client_auth=client_ca is not None,
     )
+
+
+class _Malformed:
+    """Stands in for a request whose bytes are not the message they should be."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _malformed_message(request: _Malformed) -> str:
+    return f"the request is not a valid protobuf message of its type: {request.error}"
+
+
+class MalformedRequestGuard(grpc.aio.ServerInterceptor):
+    """Answers undecodable request bytes with INVALID_ARGUMENT (gRPC's own answer is UNKNOWN,
+    which reads as a server fault)."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        original = handler.request_deserializer
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return original(data)
+            except Exception as exc:  # DecodeError, or any parser failure
+                return _Malformed(exc)
+
+        ser = handler.response_serializer
+        if handler.unary_unary or handler.unary_stream:
+            behavior = handler.unary_unary or handler.unary_stream
+
+            if handler.unary_unary:
+                async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                    if isinstance(request, _Malformed):
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                            _malformed_message(request))
+                    return await behavior(request, context)
+
+                return grpc.unary_unary_rpc_method_handler(unary, deserialize, ser)
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if isinstance(request, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                        _malformed_message(request))
+                async for item in behavior(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, ser)
+
+        async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for request in requests:
+                if isinstance(request, _Malformed):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                        _malformed_message(request))
+                yield request
+
+        if handler.stream_unary:
+            stream_unary = handler.stream_unary
+
+            async def su(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await stream_unary(checked(requests, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(su, deserialize, ser)
+        stream_stream = handler.stream_stream
+
+        async def ss(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for item in stream_stream(checked(requests, context), context):
+                yield item
+
+        return grpc.stream_stream_rpc_method_handler(ss, deserialize, ser)

@@ -15,8 +15,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
+from . import limits
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_CHECK_INTERVAL_S, Dispatcher
 from .security import (
+    MalformedRequestGuard,
     TokenInterceptor,
     how_to_pass,
     is_loopback,
@@ -40,7 +42,8 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # What one request may be (coordinator/limits.py); answers (a long ListRuns) may be more.
+    ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
 
@@ -81,13 +84,14 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
     dispatcher = Dispatcher(store, executor=executor, lease_s=opts.lease_s,
                             max_retries=opts.max_retries)
     opts.check()
-    interceptors = []
+    interceptors: list[grpc.aio.ServerInterceptor] = []
     if opts.auth:
         token, created = load_or_create_token(opts.state_dir)
         interceptors.append(TokenInterceptor(token, how_to_pass(opts.state_dir)))
         print(("created" if created else "using") + f" token {opts.state_dir / 'token'}:"
               f" {how_to_pass(opts.state_dir)}", flush=True)
-    else:
+    interceptors.append(MalformedRequestGuard())
+    if not opts.auth:
         print("authentication is OFF (--no-auth): anyone who reaches the port can use it",
               flush=True)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)

@@ -31,6 +31,12 @@ STATUS_OF: dict[type[SweepdError], grpc.StatusCode] = {
 R = TypeVar("R")
 
 
+def details_of(exc: Exception) -> str:
+    """The message as gRPC can carry it: text quoted from a request may hold lone surrogates
+    (from JSON escapes), which cannot be encoded and would leave the call unanswered."""
+    return str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def status_of(exc: SweepdError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in STATUS_OF:
@@ -48,7 +54,7 @@ def maps_errors(
         try:
             return await method(self, request, context)
         except SweepdError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await context.abort(status_of(exc), details_of(exc))
             raise  # unreachable: abort raises
 
     return wrapper

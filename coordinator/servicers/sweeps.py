@@ -20,7 +20,7 @@ from .convert import (
     sweep_to_proto,
     worker_to_proto,
 )
-from .errors import maps_errors, status_of
+from .errors import details_of, maps_errors, status_of
 
 Context: TypeAlias = grpc.aio.ServicerContext
 # How often `sweep logs --follow` looks for new output: output arrives from the worker every
@@ -111,7 +111,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         try:
             run = self.d.get_run(_require(request.run_id, "run_id"))
         except SweepdError as exc:
-            await context.abort(status_of(exc), str(exc))
+            await context.abort(status_of(exc), details_of(exc))
             return
         live = self.d.live_log(run.id)
         if live is None and (run.state.is_ended or not request.follow):
