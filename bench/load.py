@@ -12,7 +12,11 @@ Measured per N, over a phase of --seconds after all workers connected:
 - runs completed per second;
 - spurious lease expiries (runs that went LOST: every simulated worker heartbeats on time).
 
+With --hold every worker keeps one run going for the whole phase (a fleet of long runs): the
+round trip is then that of a no-op sequenced message sent with each heartbeat.
+
     python bench/load.py --workers 100 500 1000 --seconds 20
+    python bench/load.py --workers 100 500 1000 --seconds 20 --hold
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc, workers_pb2, work
 CLIENT_PROCESSES = 3
 # What a real worker proposes (worker/daemon.py PROPOSED_HEARTBEAT_S).
 HEARTBEAT_S = 2.0
+# Between two simulated workers' connects within one client process.
+RAMP_S = 0.005
 CONFIG = ("method: random\nprogram: t.py\nrun_cap: 90000\n"
           "parameters:\n  x: {min: 0.0, max: 1.0}\n")
 
 
 async def _sim_worker(address: str, token: str, wid: str, stop_at: float, measure_from: float,
-                      rtts: list[float], done: list[int]) -> None:
+                      rtts: list[float], done: list[int], hold: bool) -> None:
     md = (("authorization", f"Bearer {token}"),)
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
         stub = workers_pb2_grpc.WorkerServiceStub(channel)
@@ -67,13 +73,31 @@ async def _sim_worker(address: str, token: str, wid: str, stop_at: float, measur
         interval = HEARTBEAT_S
 
         async def heartbeats() -> None:
+            nonlocal seq
             while True:
                 await asyncio.sleep(interval)
                 await queue.put(workers_pb2.WorkerMessage(heartbeat=workers_pb2.Heartbeat(
                     runs=[workers_pb2.HeldRun(run_id=r, attempt=a) for r, a in held.items()],
                     free_slots=1 - len(held))))
+                if hold and held:
+                    # A no-op sequenced message (RunStarted again: applied, acknowledged,
+                    # changes nothing) per heartbeat, to time the round trip.
+                    run_id, attempt = next(iter(held.items()))
+                    seq += 1
+                    sent[seq] = time.time()
+                    await queue.put(workers_pb2.WorkerMessage(
+                        seq=seq, run_started=workers_pb2.RunStarted(run_id=run_id,
+                                                                    attempt=attempt)))
 
         hb = asyncio.create_task(heartbeats())
+
+        async def leave() -> None:
+            # Hold the connection (heartbeating, with a run held) a little after the phase:
+            # a spurious expiry would show here too.
+            await asyncio.sleep(max(0.0, stop_at + 2 * HEARTBEAT_S - time.time()))
+            call.cancel()
+
+        leaver = asyncio.create_task(leave())
         try:
             async for msg in call:
                 kind = msg.WhichOneof("body")
@@ -85,6 +109,8 @@ async def _sim_worker(address: str, token: str, wid: str, stop_at: float, measur
                     if now >= stop_at:
                         continue  # the phase is over: hold it, heartbeating, until we leave
                     held[a.run_id] = a.attempt
+                    if hold:
+                        continue  # keeps it "running" for the whole phase
                     seq += 1
                     sent[seq] = now
                     await queue.put(workers_pb2.WorkerMessage(
@@ -96,26 +122,31 @@ async def _sim_worker(address: str, token: str, wid: str, stop_at: float, measur
                     if t0 is not None:
                         if t0 >= measure_from:
                             rtts.append(now - t0)
-                            done[0] += 1
-                        held.clear()
-                if now >= stop_at + 2 * HEARTBEAT_S:
-                    break
+                            done[0] += 0 if hold else 1
+                        if not hold:
+                            held.clear()
+        except asyncio.CancelledError:
+            pass
         finally:
+            leaver.cancel()
             hb.cancel()
             await queue.put(None)
             call.cancel()
 
 
 def _client_process(address: str, token: str, ids: list[str], start_at: float,
-                    measure_from: float, stop_at: float, out: Any) -> None:
+                    measure_from: float, stop_at: float, out: Any, hold: bool) -> None:
     rtts: list[float] = []
     done = [0]
 
     async def main() -> None:
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        await asyncio.gather(*[
-            _sim_worker(address, token, wid, stop_at, measure_from, rtts, done) for wid in ids
-        ], return_exceptions=True)
+        tasks = []
+        for wid in ids:  # a ramp, as workers of a real fleet do not start in the same ms
+            tasks.append(asyncio.create_task(
+                _sim_worker(address, token, wid, stop_at, measure_from, rtts, done, hold)))
+            await asyncio.sleep(RAMP_S)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
     out.put((rtts, done[0]))
@@ -131,7 +162,7 @@ def _rss_mib(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else float("nan")
 
 
-def run_phase(n: int, seconds: float, connect_s: float) -> dict[str, Any]:
+def run_phase(n: int, seconds: float, connect_s: float, hold: bool) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="sweepd-load-"))
     coord = subprocess.Popen(
         [sys.executable, "-m", "sweepd.coordinator", "serve", "--port", "0", "--state-dir",
@@ -159,7 +190,8 @@ def run_phase(n: int, seconds: float, connect_s: float) -> dict[str, Any]:
         out: Any = mp.Queue()
         ids = [f"sim-{i}" for i in range(n)]
         procs = [mp.Process(target=_client_process, args=(
-            address, token, ids[k::CLIENT_PROCESSES], start_at, measure_from, stop_at, out))
+            address, token, ids[k::CLIENT_PROCESSES], start_at, measure_from, stop_at, out,
+            hold))
             for k in range(CLIENT_PROCESSES)]
         for p in procs:
             p.start()
@@ -207,11 +239,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured phase per N")
     ap.add_argument("--connect-seconds", type=float, default=8.0,
                     help="time for the workers to connect before measuring")
+    ap.add_argument("--hold", action="store_true",
+                    help="workers keep their run going (heartbeats and one no-op sequenced"
+                         " message per heartbeat) instead of finishing zero-length runs")
     args = ap.parse_args()
     print(f"{'N':>5} {'known':>6} {'cpu':>6} {'rss MiB':>8} {'p50 ms':>8} {'p99 ms':>8}"
           f" {'runs/s':>8} {'lost':>5}")
     for n in args.workers:
-        r = run_phase(n, args.seconds, args.connect_seconds)
+        r = run_phase(n, args.seconds, args.connect_seconds, args.hold)
         print(f"{r['workers']:>5} {r['known_workers']:>6} {r['cpu_core_share']:>6.2f}"
               f" {r['rss_mib_peak']:>8.1f} {r['ack_rtt_p50_ms']:>8.1f} {r['ack_rtt_p99_ms']:>8.1f}"
               f" {r['runs_per_s']:>8.1f} {r['lost_or_retried_runs']:>5}", flush=True)
