@@ -16,7 +16,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,10 +172,12 @@ class WorkerSession:
     runs_assigned: int
     active_runs: set[str] = field(default_factory=set)
     draining: bool = False
+    # Backing off after runs that kept failing at start; unlike draining, it ends.
+    paused: bool = False
 
     @property
     def free_slots(self) -> int:
-        if self.draining:
+        if self.draining or self.paused:
             return 0
         free = self.info.slots - len(self.active_runs)
         if self.max_runs:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from sweepd.client.transport import Security, coordinator_address
 
-from .daemon import DEFAULT_QUEUE, Worker, WorkerOptions
+from .daemon import DEFAULT_FAILURE_BACKOFF_S, DEFAULT_QUEUE, Worker, WorkerOptions
 from .gpus import GpuAllocator, GpuError, resolve_gpus
 from .runner import DEFAULT_STOP_GRACE_S
 
@@ -72,11 +72,16 @@ def main() -> None:
               help="Client certificate (PEM) for mutual TLS [default: $SWEEPD_TLS_CERT].")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Private key of --tls-cert (PEM) [default: $SWEEPD_TLS_KEY].")
+@click.option("--failure-backoff", type=click.FloatRange(min=0), default=DEFAULT_FAILURE_BACKOFF_S,
+              show_default=True, metavar="SECONDS",
+              help="After 3 runs in a row fail within a minute of starting, take no runs for"
+                   " this long (doubling each time, up to 15 minutes).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir: Path | None,
          interpreter: str, worker_id: str, labels: tuple[str, ...], stop_grace: float,
          gpus_spec: str, gpus_per_run: int, queues: tuple[str, ...], exit_when_idle: float,
+         failure_backoff: float,
          token: str | None, tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
          log_level: str) -> None:
     """Join a coordinator and run assigned runs until told to stop."""
@@ -100,6 +105,7 @@ def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir
         count=count, workdir=workdir, interpreter=interpreter, worker_id=worker_id,
         labels=_labels(labels), stop_grace_s=stop_grace, gpus=gpus, gpus_per_run=gpus_per_run,
         queues=list(dict.fromkeys(queues)) or [DEFAULT_QUEUE], exit_when_idle_s=exit_when_idle,
+        failure_backoff_s=failure_backoff,
         security=security,
     )
     sys.exit(asyncio.run(Worker(opts).run()))

@@ -56,6 +56,15 @@ PROPOSED_HEARTBEAT_S = 2.0
 # After its runs ended, a worker that is leaving waits at most this long for the coordinator
 # to acknowledge their reports before it exits anyway (reports are then lost to it).
 FLUSH_TIMEOUT_S = 30.0
+# Flapping guard (as W&B's agent has): this many failures in a row, each within
+# QUICK_FAILURE_S of its run's start, mean the node or the program is broken, not the
+# parameters; the worker then takes no runs for a while rather than burn through the sweep.
+QUICK_FAILURE_S = 60.0
+QUICK_FAILURES_TO_PAUSE = 3
+# The first pause; it doubles with every further pause, up to the cap, and a run that
+# succeeds (or fails later than QUICK_FAILURE_S) resets it.
+DEFAULT_FAILURE_BACKOFF_S = 30.0
+FAILURE_BACKOFF_MAX_S = 15 * 60.0
 
 # The queue a worker serves without --queue (the coordinator's default for sweeps too).
 DEFAULT_QUEUE = "default"
@@ -87,6 +96,7 @@ class WorkerOptions:
     queues: list[str] = field(default_factory=lambda: [DEFAULT_QUEUE])
     # Leave after this many seconds without any run (0: never).
     exit_when_idle_s: float = 0.0
+    failure_backoff_s: float = DEFAULT_FAILURE_BACKOFF_S
     # Token and TLS material; None: from the environment / the default state dir.
     security: Security | None = None
 
@@ -121,6 +131,9 @@ class Worker:
         self.drain_reason = ""
         self._interrupts = 0
         self._idle_since = 0.0  # loop time since which no run was alive
+        self._quick_failures = 0
+        self._backoff_s = opts.failure_backoff_s
+        self.paused = False
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -296,8 +309,8 @@ class Worker:
         msg = workers_pb2.WorkerMessage(heartbeat=workers_pb2.Heartbeat(
             runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
                                       attempt=h.running.spec.attempt) for h in alive],
-            free_slots=0 if self.draining else max(self.slots - len(alive), 0),
-            draining=self.draining,
+            free_slots=0 if self.draining or self.paused else max(self.slots - len(alive), 0),
+            draining=self.draining, paused=self.paused,
         ))
         if self._send_queue is not None:
             self._send_queue.put_nowait(msg)
@@ -362,6 +375,11 @@ class Worker:
                 run_id=spec.run_id, attempt=spec.attempt, state=common_pb2.RUN_STATE_PENDING,
                 reason=f"worker {self.worker_id} was leaving ({self.drain_reason})"))
             return
+        if self.paused:
+            self._send(run_finished=workers_pb2.RunFinished(
+                run_id=spec.run_id, attempt=spec.attempt, state=common_pb2.RUN_STATE_PENDING,
+                reason=f"worker {self.worker_id} is backing off after failing runs"))
+            return
         self.runs_assigned += 1
         if self.opts.count and self.runs_assigned >= self.opts.count:
             self._drain(f"--count {self.opts.count} reached")
@@ -409,7 +427,39 @@ class Worker:
             log_tail=read_tail(running.run_dir / "output.log", LOG_TAIL_BYTES))
         if outcome.exit_code is not None:
             finished.exit_code = outcome.exit_code
+        self._note_outcome(outcome, running.started_at)
         self._send(run_finished=finished)
+        self._changed.set()
+
+    def _note_outcome(self, outcome: Outcome, started_at: float) -> None:
+        """The flapping guard: pauses after QUICK_FAILURES_TO_PAUSE quick failures in a row."""
+        quick = outcome.state == "FAILED" and outcome.time - started_at < QUICK_FAILURE_S
+        if not quick:
+            if outcome.state != "STOPPED":
+                self._quick_failures = 0
+                self._backoff_s = self.opts.failure_backoff_s
+            return
+        self._quick_failures += 1
+        if self._quick_failures < QUICK_FAILURES_TO_PAUSE or self.paused or self.draining:
+            return
+        pause = self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2, FAILURE_BACKOFF_MAX_S)
+        self._quick_failures = 0
+        self.paused = True
+        message = (f"worker: {QUICK_FAILURES_TO_PAUSE} runs in a row failed within"
+                   f" {QUICK_FAILURE_S:.0f} s of starting; pausing for {pause:g} s before"
+                   " taking runs again")
+        log.warning("%s", message.removeprefix("worker: "))
+        print(message, file=sys.stderr, flush=True)
+        self._send_heartbeat()
+        asyncio.get_running_loop().call_later(pause, self._resume)
+
+    def _resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        log.info("resuming: taking runs again after the failure backoff")
+        self._send_heartbeat()
         self._changed.set()
 
     def _report_output(self, held: _Held) -> None:

@@ -140,7 +140,7 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
             kind = msg.WhichOneof("body")
             if kind == "heartbeat":
                 self.d.heartbeat(session, {h.run_id: h.attempt for h in msg.heartbeat.runs},
-                                 msg.heartbeat.draining)
+                                 msg.heartbeat.draining, msg.heartbeat.paused)
                 continue
             if kind == "output":
                 out = msg.output

@@ -74,14 +74,16 @@ class HeldRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("runs", "free_slots", "draining")
+    __slots__ = ("runs", "free_slots", "draining", "paused")
     RUNS_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[HeldRun]
     free_slots: int
     draining: bool
-    def __init__(self, runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., free_slots: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    paused: bool
+    def __init__(self, runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ..., free_slots: _Optional[int] = ..., draining: _Optional[bool] = ..., paused: _Optional[bool] = ...) -> None: ...
 
 class RunStarted(_message.Message):
     __slots__ = ("run_id", "attempt", "argv", "pid", "time")
