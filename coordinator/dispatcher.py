@@ -256,18 +256,6 @@ def check_records(records: Sequence[MetricRecord]) -> None:
                                       " (MAX_NAME_LENGTH)")
 
 
-def _config_max_retries(config: SweepConfig) -> int | None:
-    """The config's top-level ``max_retries`` (validated here: the key is the dispatcher's)."""
-    value = config.raw.get("max_retries") if isinstance(config.raw, Mapping) else None
-    if value is None:
-        return None
-    if (not isinstance(value, int) or isinstance(value, bool)
-            or not 0 <= value <= limits.MAX_RETRIES_LIMIT):
-        raise InvalidArgument(f"max_retries: {value!r} is not a whole number between 0 and"
-                              f" {limits.MAX_RETRIES_LIMIT}")
-    return value
-
-
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -354,7 +342,7 @@ class Dispatcher:
             raise InvalidArgument(f"parameters: {len(config.parameters)}, over the limit of"
                                   f" {limits.MAX_PARAMETERS} (MAX_PARAMETERS)")
         if max_retries is None:
-            max_retries = _config_max_retries(config)
+            max_retries = config.max_retries
         elif not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
             raise InvalidArgument(f"max_retries: {max_retries} is not between 0 and"
                                   f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
@@ -632,15 +620,21 @@ class Dispatcher:
     def live_log(self, run_id: str) -> LiveLog | None:
         return self.live_logs.get(run_id)
 
-    def heartbeat(self, session: WorkerSession, held: dict[str, int], draining: bool) -> None:
+    def heartbeat(self, session: WorkerSession, held: dict[str, int], draining: bool,
+                  paused: bool = False) -> None:
         session.info.last_heartbeat = self.clock()
         session.draining = session.draining or draining
+        resumed = session.paused and not paused
+        session.paused = paused
         deadline = self._lease_deadline(session.heartbeat_interval_s)
         for run_id, attempt in held.items():
             run = self.runs.get(run_id)
             if run is not None and run.worker_id == session.info.id and run.attempt == attempt \
                     and run.state.is_active:
                 run.lease_expires_at = deadline
+        if resumed:
+            log.info("worker %s takes runs again", session.info.id)
+            self._schedule()
 
     def worker_message(self, session: WorkerSession, seq: int, event: WorkerEvent) -> None:
         """Applies one state-changing message exactly once and acknowledges it."""

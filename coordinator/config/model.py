@@ -99,6 +99,8 @@ class SweepConfig:
     program: str | None = None
     command: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
     run_cap: int | None = None
+    # sweepd's own key: retries of a LOST run's point (None: the coordinator's default).
+    max_retries: int | None = None
     name: str | None = None
     description: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)

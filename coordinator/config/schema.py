@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, get_args
 
 from ..errors import ConfigError, Problem
+from ..limits import MAX_RETRIES_LIMIT
 from . import distributions as dist
 from .command import DEFAULT_COMMAND, PROGRAM_MACRO, parse_command, uses_value_macro
 from .loader import TextError, load_text
@@ -34,10 +35,12 @@ USED_KEYS = (
     "name",
     "description",
 )
+# Keys of sweepd's own (W&B refuses them, so a config using them is sweepd-only).
+SWEEPD_KEYS = ("max_retries",)
 # W&B keys kept with the sweep (in ``raw``) that change nothing in sweepd.
 KEPT_KEYS = ("project", "entity", "controller", "apiVersion", "kind")
 LAUNCH_KEYS = ("job", "image_uri", "scheduler")
-TOP_LEVEL_KEYS = USED_KEYS + KEPT_KEYS + LAUNCH_KEYS
+TOP_LEVEL_KEYS = USED_KEYS + SWEEPD_KEYS + KEPT_KEYS + LAUNCH_KEYS
 # A grid walks every point; one axis larger than this is almost surely a mistake (int_uniform
 # 0..1e9) and would not fit in memory as the list W&B builds.
 MAX_GRID_AXIS = 1_000_000
@@ -95,6 +98,7 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
     program = _string(raw, "program", out)
     command = _command(raw, program, out)
     run_cap = _run_cap(raw.get("run_cap"), out)
+    max_retries = _max_retries(raw.get("max_retries"), out)
     name = _string(raw, "name", out)
     description = _string(raw, "description", out)
     for key in KEPT_KEYS:
@@ -112,6 +116,7 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
         program=program,
         command=command,
         run_cap=run_cap,
+        max_retries=max_retries,
         name=name,
         description=description,
         raw=raw,
@@ -276,6 +281,19 @@ def _run_cap(raw: Any, out: Collector) -> int | None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
         out.error("run_cap", f"run_cap must be a whole number > 0, got {raw!r}")
+        return None
+    return raw
+
+
+def _max_retries(raw: Any, out: Collector) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_RETRIES_LIMIT:
+        out.error(
+            "max_retries",
+            f"must be a whole number from 0 to {MAX_RETRIES_LIMIT}, got {raw!r}",
+            "give how many times a LOST run's point is tried again, e.g. `max_retries: 2`",
+        )
         return None
     return raw
 

@@ -93,7 +93,9 @@ def test_metric_and_run_cap() -> None:
             "impute_while_running": "false",
         },
         run_cap=5,
+        max_retries=0,
     )
+    assert config.max_retries == 0
     assert config.metric is not None
     assert (config.metric.goal, config.metric.target, config.metric.impute) == (
         "maximize",
@@ -114,6 +116,9 @@ def test_metric_and_run_cap() -> None:
         ({"metric": {"goal": "minimize"}}, "metric.name", "name"),
         ({"run_cap": 0}, "run_cap", "> 0"),
         ({"run_cap": 2.5}, "run_cap", "whole"),
+        ({"max_retries": -1}, "max_retries", "0 to 100"),
+        ({"max_retries": True}, "max_retries", "whole"),
+        ({"max_retry": 3}, "max_retry", "'max_retries'"),
         ({"paramters": {}}, "paramters", "'parameters'"),
         ({"entity": "me", "metrc": {}}, "metrc", "'metric'"),
         ({"command": ["${program}", "${args}"], "program": None}, "program", "${program}"),
