@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,7 +129,7 @@ def list_(client: Client, fmt: str) -> None:
 
 
 def _show_run(run_id: str, client: Client, fmt: str) -> None:
-    r = client.get_run(run_id)
+    r = client.get_run(run_id, history=True)
     if fmt == "json":
         click.echo(to_json(r))
         return
@@ -137,11 +138,27 @@ def _show_run(run_id: str, client: Client, fmt: str) -> None:
         f"state    {r['state']}" + (f"  ({r['reason']})" if r["reason"] else ""),
         f"params   {cell_text(r['params'])}",
         f"summary  {cell_text(r['summary']) or '-'}",
+    ]
+    if r["predicted_mean"] is not None:
+        # What the search model expected of this point when it chose it.
+        spread = (f" ± {cell_text(r['predicted_std'])}" if r["predicted_std"] is not None
+                  else "")
+        lines.append(f"expected {cell_text(r['predicted_mean'])}{spread}  (the model's"
+                     " prediction when the run was created)")
+    if r["stop"] is not None:
+        lines.append(f"stopped  {r['stop']['reason']}")
+    lines += [
         f"worker   {r['worker_id'] or '-'}",
         f"time     {duration(r['started_at'], r['ended_at'])}",
     ]
     if r["exit_code"] is not None:
         lines.append(f"exit     {r['exit_code']}")
+    if r["argv"]:
+        lines.append(f"command  {shlex.join(r['argv'])}")
+    for e in r["events"]:
+        lines.append(f"event    {when(e['time'])}  {e['state']:<9} attempt {e['attempt']}"
+                     + (f"  {e['worker_id']}" if e["worker_id"] else "")
+                     + (f"  {e['reason']}" if e["reason"] else ""))
     click.echo("\n".join(lines))
     if r["log_tail"] and r["state"] in ("FAILED", "LOST"):
         click.echo("---- output (last lines; `sweep logs` prints it all)")

@@ -22,7 +22,9 @@ def value_from_proto(pv: common_pb2.ParamValue) -> Any:
 
 
 def params_from_proto(pm: common_pb2.ParamMap) -> dict[str, Any]:
-    return {key: value_from_proto(value) for key, value in pm.fields.items()}
+    """The values in W&B's canonical order, sorted by name at every level: a protobuf map
+    keeps no order, and this is the order W&B's agent shows and renders them in."""
+    return {key: value_from_proto(pm.fields[key]) for key in sorted(pm.fields)}
 
 
 def value_to_proto(value: Any) -> common_pb2.ParamValue:

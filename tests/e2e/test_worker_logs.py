@@ -56,6 +56,10 @@ def test_logs_of_a_failed_run(cluster: Cluster, tmp_path: Path) -> None:
     assert "something went wrong" in out
     shown = cluster.sweep("show", run["id"]).stdout
     assert "FAILED" in shown and "something went wrong" in shown
+    # The command it ran and its lifecycle, one event per line.
+    assert "noisy.py --x=1" in shown
+    events = [line.split()[3] for line in shown.splitlines() if line.startswith("event")]
+    assert events == ["ASSIGNED", "RUNNING", "FAILED"], shown
 
 
 def test_logs_follow_streams_a_live_run(cluster: Cluster, tmp_path: Path) -> None:
