@@ -206,15 +206,35 @@ class SweepView:
     prepared: _Prepared | None = None
     preparing: bool = False
 
+    # Kept current by run_saved() so that scheduling and search cost no pass over every run
+    # of a long sweep: the active and pending runs, and search's view of each run (rebuilt
+    # only for the runs saved since the last suggestion), in creation order.
+    active: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)
+    trials: dict[str, Trial] = field(default_factory=dict)
+    stale_trials: set[str] = field(default_factory=set)
+
     @property
     def metric_name(self) -> str:
         return self.config.metric.name if self.config.metric else ""
 
+    def run_saved(self, run: Run) -> None:
+        """Called with every run of the sweep whenever it is stored (created or changed)."""
+        self.stale_trials.add(run.id)
+        if run.state.is_active:
+            self.active.add(run.id)
+        else:
+            self.active.discard(run.id)
+        if run.state is RunState.PENDING:
+            self.pending.add(run.id)
+        else:
+            self.pending.discard(run.id)
+
     def active_count(self) -> int:
-        return sum(1 for r in self.runs.values() if r.state.is_active)
+        return len(self.active)
 
     def pending_runs(self) -> list[Run]:
-        return [r for r in self.runs.values() if r.state is RunState.PENDING]
+        return sorted((self.runs[run_id] for run_id in self.pending), key=lambda r: r.number)
 
 
 _TRIAL_STATE: dict[RunState, TrialState] = {
@@ -302,6 +322,7 @@ class Dispatcher:
                 continue
             view.runs[run.id] = run
             self.runs[run.id] = run
+            view.run_saved(run)
             if run.state.is_active:
                 # Workers get one lease length from our start to reconnect and claim their
                 # runs; their clocks and ours may differ, so no lease survives a restart as is.
@@ -457,7 +478,7 @@ class Dispatcher:
                 run.next_record_index = 0
                 run.log_tail = ""
                 view.histories.pop(run.id, None)
-                self.store.update_run(run)
+                self._save_run(run)
                 self.store.record_event(run, now, f"queued for retry by user (was {was})")
             if view.sweep.state is not SweepState.RUNNING:
                 self._set_sweep_state(view, SweepState.RUNNING,
@@ -712,7 +733,7 @@ class Dispatcher:
         run.state = RunState.RUNNING
         run.started_at = when
         run.argv = list(argv)
-        self.store.update_run(run)
+        self._save_run(run)
         self.store.record_event(run, when, "started")
 
     def _record_metrics(self, run: Run, records: Sequence[MetricRecord]) -> None:
@@ -735,7 +756,7 @@ class Dispatcher:
                 history.append(value)
                 self._check_target(view, run, value)
         run.next_record_index = fresh[-1].index + 1
-        self.store.update_run(run)
+        self._save_run(run)
         if metric is not None and metric.impute_while_running:
             view.version += 1  # running runs' values feed the model only in this mode
         arrived = sum(1 for rec in fresh if metric is not None and metric.name in rec.values)
@@ -772,7 +793,7 @@ class Dispatcher:
         """Stores the decision with the run, then (after commit) sends the stop order."""
         run.stop = stop
         run.reason = str(stop.get("reason", ""))
-        self.store.update_run(run)
+        self._save_run(run)
         self.store.record_event(run, self.clock(), f"stop requested: {run.reason}")
         if run.worker_id in self.sessions:
             self._send(run.worker_id, StopOrder(run.id, run.reason))
@@ -798,7 +819,7 @@ class Dispatcher:
         run.reason = reason
         run.ended_at = self.clock() if when is None else when
         run.lease_expires_at = None
-        self.store.update_run(run)
+        self._save_run(run)
         self.store.record_event(run, run.ended_at, reason or state.value.lower())
         log.info("run %s -> %s%s", run.id, state.value, f" ({reason})" if reason else "")
 
@@ -811,7 +832,7 @@ class Dispatcher:
         run.worker_id = ""
         run.attempt -= 1  # the next assignment counts it again
         run.lease_expires_at = None
-        self.store.update_run(run)
+        self._save_run(run)
         self.store.record_event(run, self.clock(), why)
         self.sweeps[run.sweep_id].version += 1
 
@@ -834,7 +855,7 @@ class Dispatcher:
             run.summary = {}
             run.next_record_index = 0
             run.started_at = None
-            self.store.update_run(run)
+            self._save_run(run)
             self.store.record_event(run, now, "queued for retry")
             log.warning("run %s lost (%s); retrying (attempt %d of %d)", run.id, why,
                         run.attempt + 1, self.retries_of(view) + 1)
@@ -955,16 +976,19 @@ class Dispatcher:
 
     def _schedule(self) -> None:
         """Fills free worker slots with runs, fairly across sweeps."""
-        progress = True
-        while progress:
-            progress = False
-            for session in list(self.sessions.values()):
-                if session.free_slots <= 0:
+        # One pass over every session; later rounds only over those that took a run in the
+        # previous one (a fleet of busy workers costs one cheap check each).
+        hungry = [s for s in self.sessions.values() if s.free_slots > 0]
+        while hungry:
+            fed = []
+            for session in hungry:
+                if session.free_slots <= 0 or session.info.id not in self.sessions:
                     continue
                 for view in self._runnable_sweeps(session):
                     if self._assign_one(view, session):
-                        progress = True
+                        fed.append(session)
                         break
+            hungry = fed
         self._flush()
 
     def _runnable_sweeps(self, session: WorkerSession) -> list[SweepView]:
@@ -1028,6 +1052,7 @@ class Dispatcher:
         self.store.record_event(run, now, f"assigned to {worker_id}")
         view.runs[run.id] = run
         self.runs[run.id] = run
+        view.run_saved(run)
         view.version += 1
         cap = view.config.run_cap
         if cap is not None and sweep.run_count >= cap and not sweep.exhausted_reason:
@@ -1040,27 +1065,41 @@ class Dispatcher:
         run.attempt += 1
         run.worker_id = worker_id
         run.lease_expires_at = self._worker_lease_deadline(worker_id) if lease else None
-        self.store.update_run(run)
+        self._save_run(run)
         self.store.record_event(run, self.clock(), f"assigned to {worker_id}")
         view.version += 1
         return run
 
     # -- search ---------------------------------------------------------------------------
 
+    def _save_run(self, run: Run) -> None:
+        self.store.update_run(run)
+        self.sweeps[run.sweep_id].run_saved(run)
+
     def _trials(self, view: SweepView) -> list[Trial]:
+        """Search's view of every run, in creation order; only runs saved since the last
+        call are rebuilt."""
+        stale, view.stale_trials = view.stale_trials, set()
+        new = sorted((view.runs[run_id] for run_id in stale if run_id not in view.trials),
+                     key=lambda r: r.number)
+        for run_id in stale:
+            if run_id in view.trials:
+                view.trials[run_id] = self._trial(view, view.runs[run_id])
+        for run in new:  # created after every run already there: appending keeps the order
+            view.trials[run.id] = self._trial(view, run)
+        return list(view.trials.values())
+
+    def _trial(self, view: SweepView, run: Run) -> Trial:
         metric = view.config.metric
-        trials = []
-        for run in view.runs.values():
-            value = run.summary.get(metric.name) if metric else None
-            history = view.histories.get(run.id)
-            best = None
-            if history and metric is not None:
-                finite = [v for v in history if math.isfinite(v)]
-                if finite:
-                    best = max(finite) if metric.goal == "maximize" else min(finite)
-            trials.append(Trial(params=run.point, state=_TRIAL_STATE[run.state],
-                                value=value, best_value=best))
-        return trials
+        value = run.summary.get(metric.name) if metric else None
+        history = view.histories.get(run.id)
+        best = None
+        if history and metric is not None:
+            finite = [v for v in history if math.isfinite(v)]
+            if finite:
+                best = max(finite) if metric.goal == "maximize" else min(finite)
+        return Trial(params=run.point, state=_TRIAL_STATE[run.state], value=value,
+                     best_value=best)
 
     def _rng(self, view: SweepView) -> np.random.Generator:
         # Seeded by sweep id and run count: reproducible, and continues the same way after a
