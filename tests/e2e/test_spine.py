@@ -171,3 +171,58 @@ def test_bad_config_is_refused_naming_the_field(cluster: Cluster, tmp_path: Path
         assert result.returncode != 0
         assert field in result.stderr, (field, result.stderr)
     assert cluster.sweep_json("list") == []
+
+
+NESTED = textwrap.dedent('''
+    import json, os
+    from sweepd.client import run
+    with open(os.environ["SWEEPD_RUN_DIR"] + "/config.seen", "w") as f:
+        json.dump(run.config.as_dict(), f)
+''')
+
+
+def test_grid_over_nested_parameters_and_categoricals_runs_every_point_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "nested"
+    workdir.mkdir()
+    (workdir / "nested.py").write_text(NESTED)
+    cluster.start_coordinator()
+    config = write(tmp_path, "nested.yaml", """
+        program: nested.py
+        method: grid
+        parameters:
+          act: {values: [relu, gelu]}
+          optimizer:
+            parameters:
+              name: {values: [adam, sgd]}
+              lr: {values: [0.1, 0.01, 0.001]}
+              momentum: {value: 0.9}
+          dropout: {values: [true, false]}
+    """)
+    sweep_id = cluster.create(config)
+    workers = [cluster.start_worker("--sweep", sweep_id, "--slots", "2", workdir=workdir)
+               for _ in range(2)]
+    for w in workers:
+        assert w.wait() == 0, w.output()
+    runs = cluster.runs(sweep_id)
+    assert len(runs) == 2 * 2 * 3 * 2
+    points = collections.Counter(
+        (r["params"]["act"], r["params"]["dropout"], r["params"]["optimizer"]["name"],
+         r["params"]["optimizer"]["lr"]) for r in runs)
+    assert set(points.values()) == {1}
+    assert len(points) == 24
+    for r in runs:
+        assert r["state"] == "FINISHED", r
+        seen = json.loads((workdir / ".sweepd" / "runs" / f"{r['id']}.1" / "config.seen")
+                          .read_text())
+        # Nested values arrive nested, with their types, the constant included.
+        assert seen == r["params"]
+        assert seen["optimizer"]["momentum"] == 0.9
+        assert isinstance(seen["dropout"], bool)
+        # W&B's ${args}: top-level names sorted, a nested group as Python's str() of a dict.
+        opt = seen["optimizer"]
+        assert r["argv"][-3:] == [
+            f"--act={seen['act']}", f"--dropout={seen['dropout']}",
+            f"--optimizer={{'lr': {opt['lr']}, 'momentum': 0.9, 'name': '{opt['name']}'}}"]
+    assert cluster.sweep_json("show", sweep_id)["state"] == "FINISHED"
