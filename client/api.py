@@ -233,6 +233,21 @@ class Client:
             details = exc.details() if hasattr(exc, "details") else str(exc)
             raise SweepdClientError(code, details) from None
 
+    def watch(self, sweep_id: str) -> Iterator[dict[str, Any]]:
+        """The sweep, then each run, then every change as it happens, as ``{"sweep": ...}`` and
+        ``{"run": ...}`` documents; ends once the sweep ended and no run of it is active."""
+        request = sweeps_pb2.WatchSweepRequest(sweep_id=sweep_id)
+        try:
+            for update in self._stub.WatchSweep(request, timeout=None):
+                if update.HasField("sweep"):
+                    yield {"sweep": sweep_to_dict(update.sweep)}
+                else:
+                    yield {"run": run_to_dict(update.run)}
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            raise SweepdClientError(code, details) from None
+
     def workers(self) -> list[dict[str, Any]]:
         response = self._call("ListWorkers", sweeps_pb2.ListWorkersRequest())
         return [worker_to_dict(w) for w in response.workers]

@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 the coordinator refused the request (the message says w
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shlex
 import sys
@@ -282,6 +283,47 @@ def logs(run_id: str, follow: bool, client: Client, fmt: str) -> None:
     for chunk in client.logs(run_id, follow=follow):
         out.write(chunk)
         out.flush()
+
+
+@main.command()
+@click.argument("sweep_id")
+@common_options
+def watch(sweep_id: str, client: Client, fmt: str) -> None:
+    """Follow a sweep live: a line each time one of its runs changes state, until the sweep
+    has ended and its last run is over. With --format json, every update as a JSON line."""
+    states: dict[str, str] = {}
+    metric = ""
+    sweep: dict[str, Any] | None = None
+    for update in client.watch(sweep_id):
+        if fmt == "json":
+            click.echo(json.dumps(update, separators=(",", ":"), default=str))
+            continue
+        if "sweep" in update:
+            if sweep is None:
+                metric = (update["sweep"]["metric"] or {}).get("name", "")
+                click.echo(f"watching sweep {sweep_id} ({update['sweep']['state']}); Ctrl+C to"
+                           " stop watching (the sweep goes on)")
+            sweep = update["sweep"]
+            continue
+        r = update["run"]
+        if states.get(r["id"]) == r["state"]:
+            continue  # new metrics of a run already shown in this state
+        states[r["id"]] = r["state"]
+        value = r["summary"].get(metric) if metric else None
+        click.echo("  ".join(part for part in (
+            when(r["ended_at"] or r["started_at"] or r["created_at"]), f"{r['id']:<12}",
+            f"{r['state']:<9}", cell_text(r["params"]),
+            f"{metric}={cell_text(value)}" if value is not None else "",
+            r["reason"]) if part))
+    if fmt != "json" and sweep is not None:
+        final = client.get_sweep(sweep_id)
+        line = f"sweep {sweep_id} {final['state']}"
+        if final["state_reason"]:
+            line += f" ({final['state_reason']})"
+        best = final["best_run"]
+        if best and metric:
+            line += f"; best {best['id']} {metric}={cell_text(best['summary'].get(metric))}"
+        click.echo(line)
 
 
 main.add_command(validate_command, "validate")

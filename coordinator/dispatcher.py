@@ -191,6 +191,23 @@ class _Prepared:
     version: int
 
 
+@dataclass(eq=False)
+class SweepWatch:
+    """One WatchSweep stream's news: the runs saved since it last looked, in order."""
+
+    runs: dict[str, None] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def note(self, run_id: str) -> None:
+        self.runs[run_id] = None
+        self.wake.set()
+
+    def take(self) -> list[str]:
+        self.wake.clear()
+        run_ids, self.runs = list(self.runs), {}
+        return run_ids
+
+
 @dataclass
 class SweepView:
     """The in-memory view of one sweep, rebuilt from the store at start-up."""
@@ -213,6 +230,7 @@ class SweepView:
     pending: set[str] = field(default_factory=set)
     trials: dict[str, Trial] = field(default_factory=dict)
     stale_trials: set[str] = field(default_factory=set)
+    watches: list[SweepWatch] = field(default_factory=list)
 
     @property
     def metric_name(self) -> str:
@@ -221,6 +239,8 @@ class SweepView:
     def run_saved(self, run: Run) -> None:
         """Called with every run of the sweep whenever it is stored (created or changed)."""
         self.stale_trials.add(run.id)
+        for watch in self.watches:
+            watch.note(run.id)
         if run.state.is_active:
             self.active.add(run.id)
         else:
@@ -490,11 +510,28 @@ class Dispatcher:
     def events(self, run: Run) -> list[dict[str, Any]]:
         return self.store.run_events(run.id)
 
+    def watch(self, sweep_id: str) -> tuple[SweepView, SweepWatch]:
+        """Starts following a sweep's changes; end with unwatch()."""
+        view = self.get_sweep(sweep_id)
+        watch = SweepWatch()
+        view.watches.append(watch)
+        return view, watch
+
+    def unwatch(self, view: SweepView, watch: SweepWatch) -> None:
+        if watch in view.watches:
+            view.watches.remove(watch)
+
+    def watch_is_over(self, view: SweepView) -> bool:
+        """Nothing more will happen to the sweep unless a user revives it."""
+        return view.sweep.state.is_ended and view.active_count() == 0
+
     def _set_sweep_state(self, view: SweepView, state: SweepState, reason: str) -> None:
         view.sweep.state = state
         view.sweep.state_reason = reason
         view.sweep.updated_at = self.clock()
         self.store.update_sweep(view.sweep)
+        for watch in view.watches:
+            watch.wake.set()
         log.info("sweep %s -> %s (%s)", view.sweep.id, state.value, reason)
 
     def _maybe_finish(self, view: SweepView) -> None:

@@ -26,6 +26,9 @@ Context: TypeAlias = grpc.aio.ServicerContext
 # How often `sweep logs --follow` looks for new output: output arrives from the worker every
 # half second anyway, so polling faster would only spin.
 LOG_FOLLOW_POLL_S = 0.2
+# WatchSweep gathers the changes of this long before sending them: a burst of metric reports
+# becomes one update per run, and a watcher costs the coordinator a bounded rate of messages.
+WATCH_BATCH_S = 0.1
 
 
 def _require(value: str, field: str) -> str:
@@ -133,6 +136,32 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
                     yield sweeps_pb2.LogChunk(data=run.log_tail.encode())
                 return
             await asyncio.sleep(LOG_FOLLOW_POLL_S)
+
+    async def WatchSweep(self, request: sweeps_pb2.WatchSweepRequest, context: Context
+                         ) -> AsyncIterator[sweeps_pb2.SweepUpdate]:
+        try:
+            view, watch = self.d.watch(_require(request.sweep_id, "sweep_id"))
+        except SweepdError as exc:
+            await context.abort(status_of(exc), details_of(exc))
+            return
+        try:
+            sent = sweep_to_proto(view, self.d)
+            yield sweeps_pb2.SweepUpdate(sweep=sent)
+            for run in list(view.runs.values()):
+                yield sweeps_pb2.SweepUpdate(run=run_to_proto(run))
+            while not self.d.watch_is_over(view):
+                await watch.wake.wait()
+                await asyncio.sleep(WATCH_BATCH_S)
+                for run_id in watch.take():
+                    changed = view.runs.get(run_id)
+                    if changed is not None:
+                        yield sweeps_pb2.SweepUpdate(run=run_to_proto(changed))
+                sweep = sweep_to_proto(view, self.d)
+                if sweep != sent:
+                    sent = sweep
+                    yield sweeps_pb2.SweepUpdate(sweep=sweep)
+        finally:
+            self.d.unwatch(view, watch)
 
     @maps_errors
     async def ListWorkers(self, request: sweeps_pb2.ListWorkersRequest, context: Context

@@ -157,6 +157,14 @@ class Cluster:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
+    def start_sweep(self, *args: str) -> Process:
+        """A long-lived ``sweep`` command (``watch``, ``logs --follow``), stdout and stderr
+        together in its log."""
+        proc = Process(command("sweep") + [args[0], "--coordinator", self.address, *args[1:]],
+                       self.tmp / f"sweep-{len(self.processes)}.log", env=self.env)
+        self.processes.append(proc)
+        return proc
+
     def sweep_json(self, *args: str) -> Any:
         return json.loads(self.sweep(*args, "--format", "json").stdout)
 

@@ -229,6 +229,20 @@ class GetRunLogsRequest(_message.Message):
     follow: bool
     def __init__(self, run_id: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
 
+class WatchSweepRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class SweepUpdate(_message.Message):
+    __slots__ = ("sweep", "run")
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    sweep: _common_pb2.Sweep
+    run: _common_pb2.Run
+    def __init__(self, sweep: _Optional[_Union[_common_pb2.Sweep, _Mapping]] = ..., run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ...) -> None: ...
+
 class LogChunk(_message.Message):
     __slots__ = ("data",)
     DATA_FIELD_NUMBER: _ClassVar[int]

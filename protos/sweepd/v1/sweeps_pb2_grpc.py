@@ -75,6 +75,11 @@ class SweepServiceStub:
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.SerializeToString,
                 response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.LogChunk.FromString,
                 _registered_method=True)
+        self.WatchSweep = channel.unary_stream(
+                '/sweepd.v1.SweepService/WatchSweep',
+                request_serializer=sweepd_dot_v1_dot_sweeps__pb2.WatchSweepRequest.SerializeToString,
+                response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.SweepUpdate.FromString,
+                _registered_method=True)
         self.SuggestRun = channel.unary_unary(
                 '/sweepd.v1.SweepService/SuggestRun',
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.SuggestRunRequest.SerializeToString,
@@ -155,6 +160,17 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSweep(self, request, context):
+        """Follows a sweep live: first the sweep and each of its runs as they are, then a run again
+        whenever it changes (state, metrics, stop decision) and the sweep whenever it changes
+        (state, counts, best run). Changes close together are sent together, each run once with
+        its latest state. The stream ends once the sweep has ended (FINISHED, STOPPED, CANCELED)
+        and none of its runs is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SuggestRun(self, request, context):
         """Ask: the next run's parameters for a program that runs trials itself. Idempotent by
         `client_id`: asking again before that client finished its run returns the same run.
@@ -227,6 +243,11 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.GetRunLogs,
                     request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.FromString,
                     response_serializer=sweepd_dot_v1_dot_sweeps__pb2.LogChunk.SerializeToString,
+            ),
+            'WatchSweep': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSweep,
+                    request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.WatchSweepRequest.FromString,
+                    response_serializer=sweepd_dot_v1_dot_sweeps__pb2.SweepUpdate.SerializeToString,
             ),
             'SuggestRun': grpc.unary_unary_rpc_method_handler(
                     servicer.SuggestRun,
@@ -465,6 +486,33 @@ class SweepService:
             '/sweepd.v1.SweepService/GetRunLogs',
             sweepd_dot_v1_dot_sweeps__pb2.GetRunLogsRequest.SerializeToString,
             sweepd_dot_v1_dot_sweeps__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sweepd.v1.SweepService/WatchSweep',
+            sweepd_dot_v1_dot_sweeps__pb2.WatchSweepRequest.SerializeToString,
+            sweepd_dot_v1_dot_sweeps__pb2.SweepUpdate.FromString,
             options,
             channel_credentials,
             insecure,
