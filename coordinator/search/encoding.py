@@ -89,18 +89,17 @@ class Encoding:
         for c in self.columns:
             path = c.param.path
             memo: dict[str, Any] = {}
-            if not c.categorical:
-                fast = _fast_cdf(c.param, [point.get(path) for point in points])
-                if fast is not None:
-                    out[:, c.start] = fast
-                    continue
+            if c.categorical:
+                idx = _category_indices(c.param, points, path)
+                rows = np.nonzero(idx >= 0)[0]
+                out[rows, c.start + idx[rows]] = 1.0
+                continue
+            fast = _fast_cdf(c.param, [point.get(path) for point in points])
+            if fast is not None:
+                out[:, c.start] = fast
+                continue
             for i, point in enumerate(points):
-                if c.categorical:
-                    idx = _index_memo(c.param, point, path, memo)
-                    if idx is not None:
-                        out[i, c.start + idx] = 1.0
-                else:
-                    out[i, c.start] = _cdf_memo(c.param, point, path, memo)
+                out[i, c.start] = _cdf_memo(c.param, point, path, memo)
         return out
 
     def decode(self, row: FloatArray) -> dict[ParamPath, Value]:
@@ -111,7 +110,9 @@ class Encoding:
                 values = c.param.values or ()
                 point[c.param.path] = values[int(np.argmax(row[c.start : c.stop]))]
             else:
-                u = float(np.clip(row[c.start], U_EPS, 1.0 - U_EPS))
+                # Python min/max: np.clip on a scalar costs ~100× more, and decode runs
+                # per candidate row.
+                u = min(max(float(row[c.start]), U_EPS), 1.0 - U_EPS)
                 point[c.param.path] = dist.ppf(c.param, u)
         return point
 
@@ -221,18 +222,21 @@ def _fast_cdf(param: Parameter, values: Sequence[Value]) -> FloatArray | None:
     return np.asarray(np.clip(np.nan_to_num(u, nan=MISSING_U), 0.0, 1.0), dtype=np.float64)
 
 
-def _index_memo(
-    param: Parameter, point: Point, path: ParamPath, memo: dict[str, Any]
-) -> int | None:
-    """Index of the point's value among the categorical's values (None: missing/unknown)."""
-    if path not in point:
-        return None
-    value = point[path]
-    key = repr(value)
-    if key not in memo:
-        memo[key] = dist.index_of(param, value)
-    idx: int | None = memo[key]
-    return idx
+def _category_indices(
+    param: Parameter, points: Sequence[Point], path: ParamPath
+) -> NDArray[np.intp]:
+    """Index of each point's value among the categorical's values (−1: missing/unknown),
+    looked up once per distinct ``repr(value)`` (values repeat across runs)."""
+    keys = [repr(point[path]) if path in point else None for point in points]
+    by_key: dict[str | None, Value] = {}
+    for key, point in zip(keys, points, strict=True):
+        if key is not None and key not in by_key:
+            by_key[key] = point[path]
+    lookup: dict[str | None, int] = {None: -1}
+    for key, value in by_key.items():
+        found = dist.index_of(param, value)
+        lookup[key] = -1 if found is None else found
+    return np.fromiter((lookup[k] for k in keys), dtype=np.intp, count=len(keys))
 
 
 def _cdf_memo(param: Parameter, point: Point, path: ParamPath, memo: dict[str, Any]) -> float:
