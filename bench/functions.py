@@ -178,6 +178,17 @@ def lr_wd(p: Mapping[str, Any]) -> float:
     return 0.2 + loss + (3.0 if diverged else 0.0)
 
 
+def lopsided_mlp(p: Mapping[str, Any]) -> float:
+    """Parameters of very unequal weight, as in real sweeps: depth moves the loss by up to 25,
+    the learning rate by about 1, dropout by at most 0.36. A model that decides the weak
+    parameters do not matter stops optimising them once depth is right."""
+    return (
+        (int(p["layers"]) - 7) ** 2
+        + 0.2 * (math.log10(float(p["lr"])) + 2.5) ** 2
+        + (float(p["dropout"]) - 0.3) ** 2
+    )
+
+
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in [
@@ -241,6 +252,16 @@ PROBLEMS: dict[str, Problem] = {
             },
             lr_wd,
             0.2,
+        ),
+        Problem(
+            "lopsided_mlp",
+            {
+                "layers": {"distribution": "int_uniform", "min": 2, "max": 12},
+                "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},
+                "dropout": {"distribution": "uniform", "min": 0.0, "max": 0.9},
+            },
+            lopsided_mlp,
+            0.0,
         ),
     ]
 }

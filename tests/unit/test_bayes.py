@@ -93,6 +93,23 @@ def test_suggestions_approach_the_optimum() -> None:
     assert min(t.value for t in trials if t.value is not None) < 1e-3
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_dimension_dwarfed_by_another_is_still_optimised(seed: int) -> None:
+    # y moves the loss by up to 49, x by at most 0.49: once y is right, the model must still
+    # be unsure enough about x to look inside (0, 1) rather than re-measure x = 0 (which it
+    # did while a length-scale could grow to 100 input widths).
+    config = _config((
+        Parameter(("x",), "uniform", min=0.0, max=1.0),
+        Parameter(("y",), "int_uniform", min=-5, max=5),
+    ))
+
+    def skewed(p: dict) -> float:
+        return (p[("x",)] - 0.3) ** 2 + (p[("y",)] - 2) ** 2
+
+    trials, _ = _run(config, skewed, budget=25, seed=seed)
+    assert min(t.value for t in trials if t.value is not None) < 0.01
+
+
 def test_mixed_space_values_stay_in_their_support_and_find_the_optimum() -> None:
     trials, last = _run(_config(MIXED), _mixed_loss, budget=25)
     assert all(_in_mixed_support(dict(t.params)) for t in trials)
