@@ -187,9 +187,12 @@ def run_phase(n: int, seconds: float, connect_s: float, hold: bool) -> dict[str,
         start_at = time.time() + 1.0
         measure_from = start_at + connect_s
         stop_at = measure_from + seconds
-        out: Any = mp.Queue()
+        # Spawned, not forked: this process has used gRPC by now, and a forked child of a
+        # gRPC process can hang (a 500-worker phase after the 100-worker one once did).
+        ctx = mp.get_context("spawn")
+        out: Any = ctx.Queue()
         ids = [f"sim-{i}" for i in range(n)]
-        procs = [mp.Process(target=_client_process, args=(
+        procs = [ctx.Process(target=_client_process, args=(
             address, token, ids[k::CLIENT_PROCESSES], start_at, measure_from, stop_at, out,
             hold))
             for k in range(CLIENT_PROCESSES)]
