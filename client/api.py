@@ -119,6 +119,12 @@ def config_text(config: str | Path | Mapping[str, Any]) -> tuple[str, str]:
     return str(config), "<text>"
 
 
+def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return code, details
+
+
 class Client:
     def __init__(self, coordinator: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
                  security: Security | None = None) -> None:
@@ -142,13 +148,19 @@ class Client:
         try:
             return getattr(self._stub, method)(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            details = exc.details() if hasattr(exc, "details") else str(exc)
+            code, details = _status(exc)
             if code == grpc.StatusCode.UNAVAILABLE:
                 details = (f"cannot reach the coordinator at {self.address} ({details}); is"
                            " `coordinator serve` running there? Set --coordinator or"
                            " SWEEPD_COORDINATOR")
             raise SweepdClientError(code, details) from None
+
+    def _stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
+        """The messages of a server-streaming call, its failure as SweepdClientError."""
+        try:
+            yield from getattr(self._stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise SweepdClientError(*_status(exc)) from None
 
     # -- sweeps ---------------------------------------------------------------------------
 
@@ -223,30 +235,19 @@ class Client:
     def logs(self, run_id: str, *, follow: bool = False) -> Iterator[bytes]:
         """A run's output in chunks; with ``follow``, until the run ends."""
         request = sweeps_pb2.GetRunLogsRequest(run_id=run_id, follow=follow)
-        try:
-            # No deadline when following: the stream lasts as long as the run.
-            for chunk in self._stub.GetRunLogs(request,
-                                               timeout=None if follow else self.timeout):
-                yield chunk.data
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            raise SweepdClientError(code, details) from None
+        # No deadline when following: the stream lasts as long as the run.
+        for chunk in self._stream("GetRunLogs", request, None if follow else self.timeout):
+            yield chunk.data
 
     def watch(self, sweep_id: str) -> Iterator[dict[str, Any]]:
         """The sweep, then each run, then every change as it happens, as ``{"sweep": ...}`` and
         ``{"run": ...}`` documents; ends once the sweep ended and no run of it is active."""
         request = sweeps_pb2.WatchSweepRequest(sweep_id=sweep_id)
-        try:
-            for update in self._stub.WatchSweep(request, timeout=None):
-                if update.HasField("sweep"):
-                    yield {"sweep": sweep_to_dict(update.sweep)}
-                else:
-                    yield {"run": run_to_dict(update.run)}
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            raise SweepdClientError(code, details) from None
+        for update in self._stream("WatchSweep", request, None):
+            if update.HasField("sweep"):
+                yield {"sweep": sweep_to_dict(update.sweep)}
+            else:
+                yield {"run": run_to_dict(update.run)}
 
     def workers(self) -> list[dict[str, Any]]:
         response = self._call("ListWorkers", sweeps_pb2.ListWorkersRequest())

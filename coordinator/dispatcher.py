@@ -1019,7 +1019,7 @@ class Dispatcher:
         while hungry:
             fed = []
             for session in hungry:
-                if session.free_slots <= 0 or session.info.id not in self.sessions:
+                if session.free_slots <= 0:
                     continue
                 for view in self._runnable_sweeps(session):
                     if self._assign_one(view, session):
