@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sweepd.v1 import common_pb2 as sweepd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"B\n\x10RetryRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x08\x12\x0c\n\x04lost\x18\x03 \x01(\x08\"E\n\x11RetryRunsResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x1f\n\x05sweep\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"\x8c\x01\n\x08RunEvent\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x8f\x01\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x14 \x01(\t\x12\x16\n\x0emax_concurrent\x18\x15 \x01(\x03\x12\x18\n\x0bmax_retries\x18\x16 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_max_retries\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"#\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"0\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"|\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.sweepd.v1.RunEvent\"\xc9\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"R\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x42\x06\n\x04_run\"a\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\x8d\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x0c\n\n_exit_code\"3\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x0bSweepUpdate\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.SweepH\x00\x12\x1d\n\x03run\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x42\x08\n\x06update\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\xa1\x07\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12\x41\n\nGetRunLogs\x12\x1c.sweepd.v1.GetRunLogsRequest\x1a\x13.sweepd.v1.LogChunk0\x01\x12\x44\n\nWatchSweep\x12\x1c.sweepd.v1.WatchSweepRequest\x1a\x16.sweepd.v1.SweepUpdate0\x01\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Run\x12\x46\n\tRetryRuns\x12\x1b.sweepd.v1.RetryRunsRequest\x1a\x1c.sweepd.v1.RetryRunsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"B\n\x10RetryRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x08\x12\x0c\n\x04lost\x18\x03 \x01(\x08\"E\n\x11RetryRunsResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x1f\n\x05sweep\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"\x8c\x01\n\x08RunEvent\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x8f\x01\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x14 \x01(\t\x12\x16\n\x0emax_concurrent\x18\x15 \x01(\x03\x12\x18\n\x0bmax_retries\x18\x16 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_max_retries\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"J\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"|\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.sweepd.v1.RunEvent\"\xc9\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"R\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x42\x06\n\x04_run\"a\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\x8d\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\tB\x0c\n\n_exit_code\"3\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x0bSweepUpdate\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.SweepH\x00\x12\x1d\n\x03run\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x42\x08\n\x06update\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\xa1\x07\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12\x41\n\nGetRunLogs\x12\x1c.sweepd.v1.GetRunLogsRequest\x1a\x13.sweepd.v1.LogChunk0\x01\x12\x44\n\nWatchSweep\x12\x1c.sweepd.v1.WatchSweepRequest\x1a\x16.sweepd.v1.SweepUpdate0\x01\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Run\x12\x46\n\tRetryRuns\x12\x1b.sweepd.v1.RetryRunsRequest\x1a\x1c.sweepd.v1.RetryRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKER_LABELSENTRY']._loaded_options = None
   _globals['_WORKER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_SWEEPACTION']._serialized_start=2120
-  _globals['_SWEEPACTION']._serialized_end=2260
+  _globals['_SWEEPACTION']._serialized_start=2184
+  _globals['_SWEEPACTION']._serialized_end=2324
   _globals['_RETRYRUNSREQUEST']._serialized_start=94
   _globals['_RETRYRUNSREQUEST']._serialized_end=160
   _globals['_RETRYRUNSRESPONSE']._serialized_start=162
@@ -56,39 +56,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETSWEEPSTATEREQUEST']._serialized_start=692
   _globals['_SETSWEEPSTATEREQUEST']._serialized_end=772
   _globals['_LISTRUNSREQUEST']._serialized_start=774
-  _globals['_LISTRUNSREQUEST']._serialized_end=809
-  _globals['_LISTRUNSRESPONSE']._serialized_start=811
-  _globals['_LISTRUNSRESPONSE']._serialized_end=859
-  _globals['_GETRUNREQUEST']._serialized_start=861
-  _globals['_GETRUNREQUEST']._serialized_end=917
-  _globals['_GETRUNRESPONSE']._serialized_start=919
-  _globals['_GETRUNRESPONSE']._serialized_end=1043
-  _globals['_WORKER']._serialized_start=1046
-  _globals['_WORKER']._serialized_end=1375
-  _globals['_WORKER_LABELSENTRY']._serialized_start=1330
-  _globals['_WORKER_LABELSENTRY']._serialized_end=1375
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1377
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1397
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1399
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=1456
-  _globals['_SUGGESTRUNREQUEST']._serialized_start=1458
-  _globals['_SUGGESTRUNREQUEST']._serialized_end=1514
-  _globals['_SUGGESTRUNRESPONSE']._serialized_start=1516
-  _globals['_SUGGESTRUNRESPONSE']._serialized_end=1598
-  _globals['_REPORTMETRICSREQUEST']._serialized_start=1600
-  _globals['_REPORTMETRICSREQUEST']._serialized_end=1697
-  _globals['_REPORTMETRICSRESPONSE']._serialized_start=1699
-  _globals['_REPORTMETRICSRESPONSE']._serialized_end=1764
-  _globals['_FINISHRUNREQUEST']._serialized_start=1767
-  _globals['_FINISHRUNREQUEST']._serialized_end=1908
-  _globals['_GETRUNLOGSREQUEST']._serialized_start=1910
-  _globals['_GETRUNLOGSREQUEST']._serialized_end=1961
-  _globals['_WATCHSWEEPREQUEST']._serialized_start=1963
-  _globals['_WATCHSWEEPREQUEST']._serialized_end=2000
-  _globals['_SWEEPUPDATE']._serialized_start=2002
-  _globals['_SWEEPUPDATE']._serialized_end=2091
-  _globals['_LOGCHUNK']._serialized_start=2093
-  _globals['_LOGCHUNK']._serialized_end=2117
-  _globals['_SWEEPSERVICE']._serialized_start=2263
-  _globals['_SWEEPSERVICE']._serialized_end=3192
+  _globals['_LISTRUNSREQUEST']._serialized_end=848
+  _globals['_LISTRUNSRESPONSE']._serialized_start=850
+  _globals['_LISTRUNSRESPONSE']._serialized_end=923
+  _globals['_GETRUNREQUEST']._serialized_start=925
+  _globals['_GETRUNREQUEST']._serialized_end=981
+  _globals['_GETRUNRESPONSE']._serialized_start=983
+  _globals['_GETRUNRESPONSE']._serialized_end=1107
+  _globals['_WORKER']._serialized_start=1110
+  _globals['_WORKER']._serialized_end=1439
+  _globals['_WORKER_LABELSENTRY']._serialized_start=1394
+  _globals['_WORKER_LABELSENTRY']._serialized_end=1439
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1441
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1461
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1463
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=1520
+  _globals['_SUGGESTRUNREQUEST']._serialized_start=1522
+  _globals['_SUGGESTRUNREQUEST']._serialized_end=1578
+  _globals['_SUGGESTRUNRESPONSE']._serialized_start=1580
+  _globals['_SUGGESTRUNRESPONSE']._serialized_end=1662
+  _globals['_REPORTMETRICSREQUEST']._serialized_start=1664
+  _globals['_REPORTMETRICSREQUEST']._serialized_end=1761
+  _globals['_REPORTMETRICSRESPONSE']._serialized_start=1763
+  _globals['_REPORTMETRICSRESPONSE']._serialized_end=1828
+  _globals['_FINISHRUNREQUEST']._serialized_start=1831
+  _globals['_FINISHRUNREQUEST']._serialized_end=1972
+  _globals['_GETRUNLOGSREQUEST']._serialized_start=1974
+  _globals['_GETRUNLOGSREQUEST']._serialized_end=2025
+  _globals['_WATCHSWEEPREQUEST']._serialized_start=2027
+  _globals['_WATCHSWEEPREQUEST']._serialized_end=2064
+  _globals['_SWEEPUPDATE']._serialized_start=2066
+  _globals['_SWEEPUPDATE']._serialized_end=2155
+  _globals['_LOGCHUNK']._serialized_start=2157
+  _globals['_LOGCHUNK']._serialized_end=2181
+  _globals['_SWEEPSERVICE']._serialized_start=2327
+  _globals['_SWEEPSERVICE']._serialized_end=3256
 # @@protoc_insertion_point(module_scope)

@@ -188,12 +188,14 @@ class Assign(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., attempt: _Optional[int] = ..., params: _Optional[_Union[_common_pb2.ParamMap, _Mapping]] = ..., argv: _Optional[_Iterable[str]] = ..., metric_name: _Optional[str] = ...) -> None: ...
 
 class StopRun(_message.Message):
-    __slots__ = ("run_id", "reason")
+    __slots__ = ("run_id", "reason", "attempt")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     reason: str
-    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Drain(_message.Message):
     __slots__ = ("reason",)
