@@ -24,7 +24,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from .params import params_from_proto
-from .transport import Security, coordinator_address, open_channel
+from .transport import (
+    IDEMPOTENT_METHODS,
+    RESTART_WAIT_S,
+    Security,
+    StillUnavailable,
+    coordinator_address,
+    open_channel,
+    retry_while_unavailable,
+)
 
 # Unary calls answer in milliseconds; this bounds a call to a hung coordinator.
 DEFAULT_TIMEOUT_S = 30.0
@@ -127,11 +135,19 @@ def _status(exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
 
 class Client:
     def __init__(self, coordinator: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 security: Security | None = None) -> None:
+                 security: Security | None = None,
+                 restart_wait_s: float = RESTART_WAIT_S) -> None:
         """``security``: token and TLS; by default $SWEEPD_TOKEN / $SWEEPD_TLS_CA, else the
-        token file of a coordinator on this machine (see ``Security.resolve``)."""
+        token file of a coordinator on this machine (see ``Security.resolve``).
+
+        ``restart_wait_s``: once the coordinator has answered this client, a call that is safe
+        to repeat (reads, ask/report/finish) waits up to this long for it to come back from a
+        restart instead of failing (0: never wait). Before the first answer a call fails at
+        once: a coordinator never reached is more likely misaddressed than restarting."""
         self.address = coordinator_address(coordinator)
         self.timeout = timeout
+        self.restart_wait_s = restart_wait_s
+        self._answered = False
         self._channel = open_channel(self.address, security)
         self._stub = sweeps_pb2_grpc.SweepServiceStub(self._channel)
 
@@ -145,8 +161,21 @@ class Client:
         self.close()
 
     def _call(self, method: str, request: Any) -> Any:
+        stub = getattr(self._stub, method)
+        waits = self._answered and self.restart_wait_s > 0 and method in IDEMPOTENT_METHODS
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout)
+            if waits:
+                response = retry_while_unavailable(
+                    lambda timeout: stub(request, timeout=timeout, wait_for_ready=True),
+                    timeout=self.timeout, wait_s=self.restart_wait_s)
+            else:
+                response = stub(request, timeout=self.timeout)
+            self._answered = True
+            return response
+        except StillUnavailable as gone:
+            raise SweepdClientError(grpc.StatusCode.UNAVAILABLE, (
+                f"the coordinator at {self.address} was unreachable for {gone.waited_s:.0f} s"
+                f" ({gone.details}); is `coordinator serve` still running there?")) from None
         except grpc.RpcError as exc:
             code, details = _status(exc)
             if code == grpc.StatusCode.UNAVAILABLE:
@@ -211,9 +240,24 @@ class Client:
 
     # -- runs and workers -----------------------------------------------------------------
 
-    def runs(self, sweep_id: str) -> list[dict[str, Any]]:
-        response = self._call("ListRuns", sweeps_pb2.ListRunsRequest(sweep_id=sweep_id))
-        return [run_to_dict(r) for r in response.runs]
+    def runs(self, sweep_id: str, *, page_size: int = 0) -> list[dict[str, Any]]:
+        """Every run of the sweep, in creation order, fetched a page at a time (``page_size``
+        runs per call; 0: the coordinator's default)."""
+        return list(self.iter_runs(sweep_id, page_size=page_size))
+
+    list_runs = runs
+
+    def iter_runs(self, sweep_id: str, *, page_size: int = 0) -> Iterator[dict[str, Any]]:
+        """The sweep's runs page by page, as they are fetched."""
+        token = ""
+        while True:
+            response = self._call("ListRuns", sweeps_pb2.ListRunsRequest(
+                sweep_id=sweep_id, page_size=page_size, page_token=token))
+            for r in response.runs:
+                yield run_to_dict(r)
+            token = response.next_page_token
+            if not token:
+                return
 
     def get_run(self, run_id: str, *, history: bool = False) -> dict[str, Any]:
         response = self._call("GetRun", sweeps_pb2.GetRunRequest(
@@ -256,16 +300,19 @@ class Client:
     # -- ask / report / finish ------------------------------------------------------------
 
     def suggest_run(self, sweep_id: str, client_id: str) -> tuple[dict[str, Any] | None, bool]:
-        """(run or None, sweep_done)."""
+        """(run or None, sweep_done). The run comes with ``lease_seconds``: report (or ask
+        again) within it, or the run is LOST and retried elsewhere."""
         response = self._call("SuggestRun", sweeps_pb2.SuggestRunRequest(
             sweep_id=sweep_id, client_id=client_id))
         run = run_to_dict(response.run) if response.HasField("run") else None
+        if run is not None:
+            run["lease_seconds"] = response.lease_seconds
         return run, response.sweep_done
 
     def report_metrics(self, run_id: str, attempt: int, records: Sequence[Mapping[str, float]],
-                       *, first_index: int = 0) -> tuple[bool, str]:
-        """Reports records (dicts of metric values; optional ``_step``). Returns
-        (should_stop, reason)."""
+                       *, first_index: int = 0, client_id: str = "") -> tuple[bool, str]:
+        """Reports records (dicts of metric values; optional ``_step``) of a run taken with
+        ``client_id``; no records only renews its lease. Returns (should_stop, reason)."""
         protos = []
         for i, rec in enumerate(records):
             values = {k: float(v) for k, v in rec.items() if not k.startswith("_")}
@@ -273,14 +320,17 @@ class Client:
             protos.append(common_pb2.MetricRecord(index=first_index + i, step=step,
                                                   values=values))
         response = self._call("ReportMetrics", sweeps_pb2.ReportMetricsRequest(
-            run_id=run_id, attempt=attempt, records=protos))
+            run_id=run_id, attempt=attempt, records=protos, client_id=client_id))
         return response.should_stop, response.stop_reason
 
     def finish_run(self, run_id: str, attempt: int, state: str = "FINISHED",
-                   exit_code: int | None = None, reason: str = "") -> dict[str, Any]:
+                   exit_code: int | None = None, reason: str = "", *,
+                   client_id: str = "") -> dict[str, Any]:
+        """Ends a run taken with ``client_id`` (required by the coordinator)."""
         request = sweeps_pb2.FinishRunRequest(
             run_id=run_id, attempt=attempt,
-            state=common_pb2.RunState.Value(f"RUN_STATE_{state.upper()}"), reason=reason)
+            state=common_pb2.RunState.Value(f"RUN_STATE_{state.upper()}"), reason=reason,
+            client_id=client_id)
         if exit_code is not None:
             request.exit_code = exit_code
         return run_to_dict(self._call("FinishRun", request))

@@ -12,7 +12,7 @@ for model-based methods, which runs in an executor and comes back through ``_on_
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import dataclasses
 import logging
 import math
 import time
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import limits, names
-from .config import SweepConfig, nest, parse_config, render_command
+from .config import SweepConfig, nest, parse_config, render_argv, render_command
 from .domain import (
     DEFAULT_QUEUE,
     AckOrder,
@@ -40,16 +40,19 @@ from .domain import (
     WorkerInfo,
 )
 from .errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
     SweepdError,
+    Unavailable,
 )
-from .search import suggest
+from .restore import restore_from_store
+from .search import rng_for, suggest
 from .search.base import Suggestion, Trial, TrialState
-from .store import Store
+from .store import Store, Touched
 
 log = logging.getLogger("sweepd.coordinator")
 
@@ -59,9 +62,17 @@ MIN_HEARTBEAT_INTERVAL_S = 0.2
 MAX_HEARTBEAT_INTERVAL_S = 60.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 5.0
 # A lease survives this many missed heartbeats: one lost packet or a GC pause must not make a
-# run LOST, but a dead node should give its runs back within about half a minute.
+# run LOST, but a dead node should give its runs back within about half a minute. The lease is
+# --lease-seconds exactly; the heartbeat interval is shortened to fit this many into it.
 LEASE_HEARTBEATS = 6
 DEFAULT_LEASE_S = DEFAULT_HEARTBEAT_INTERVAL_S * LEASE_HEARTBEATS
+# The shortest lease that still fits LEASE_HEARTBEATS heartbeats at the fastest rate
+# (MIN_HEARTBEAT_INTERVAL_S * LEASE_HEARTBEATS, written out: the product is not exact).
+MIN_LEASE_S = 1.2
+# A worker session heard from within this many heartbeat intervals is live: another process
+# claiming its worker id is refused. Three missed beats: a process that died with its stream
+# half open (a rebooted node) frees its id within seconds, a busy live one keeps it.
+LIVE_SESSION_HEARTBEATS = 3
 # How often leases are checked: well under a heartbeat interval, cheap (an in-memory scan).
 LEASE_CHECK_INTERVAL_S = 0.5
 # A LOST run is tried again this many times before it stays LOST.
@@ -159,6 +170,8 @@ class Welcome:
     lease_s: float
     stop_run_ids: list[str]
     applied_seq: int
+    # The same runs as stop_run_ids, each with the attempt to stop.
+    stop_runs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -172,6 +185,9 @@ class WorkerSession:
     runs_assigned: int
     active_runs: set[str] = field(default_factory=set)
     draining: bool = False
+    # (run, attempt) pairs this session was told to stop because it holds a stale attempt:
+    # each is told once, not on every heartbeat.
+    stale_stops: set[tuple[str, int]] = field(default_factory=set)
     # Backing off after runs that kept failing at start; unlike draining, it ends.
     paused: bool = False
 
@@ -183,6 +199,16 @@ class WorkerSession:
         if self.max_runs:
             free = min(free, self.max_runs - self.runs_assigned)
         return max(free, 0)
+
+
+@dataclass
+class _Asking:
+    """Serialises one client id's SuggestRun calls on one sweep: a call that waits for a
+    suggestion being prepared must not let a concurrent call of the same client take a second
+    run."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    callers: int = 0
 
 
 @dataclass
@@ -280,6 +306,39 @@ def _check_text(field: str, value: str, limit: int = limits.MAX_TEXT_LENGTH) -> 
                               f" ({name})")
 
 
+def check_record_order(run: Run, records: Sequence[MetricRecord]) -> list[MetricRecord]:
+    """The records of a batch not stored yet, in index order; refuses a batch that would
+    leave a hole in the run's history or that holds one index twice.
+
+    A run's history is the records 0, 1, 2 ... with no gaps, so every index below
+    ``next_record_index`` is stored: a record below it is a resend and is skipped (it was
+    stored before, it is not dropped). A record beyond the next expected index is refused,
+    with the whole batch, naming the index to send first: storing it would make the missing
+    ones look like resends later.
+    """
+    seen: dict[int, int] = {}
+    for i, rec in enumerate(records):
+        if rec.index in seen:
+            raise InvalidArgument(
+                f"records[{i}].index: {rec.index} appears twice in this batch (also at"
+                f" records[{seen[rec.index]}]); give each record its own index"
+            )
+        seen[rec.index] = i
+    fresh = sorted((r for r in records if r.index >= run.next_record_index),
+                   key=lambda r: r.index)
+    expected = run.next_record_index
+    for rec in fresh:
+        if rec.index != expected:
+            raise InvalidArgument(
+                f"records[{seen[rec.index]}].index: {rec.index} skips ahead; run {run.id}"
+                f" (attempt {run.attempt}) has records 0..{run.next_record_index - 1} and the"
+                f" next it accepts is {expected}: send the records from {expected} on first"
+                " (nothing of this batch was stored)"
+            )
+        expected += 1
+    return fresh
+
+
 def check_records(records: Sequence[MetricRecord]) -> None:
     """Refuses a metric batch over the limits, naming the limit."""
     if len(records) > limits.MAX_METRIC_BATCH:
@@ -298,6 +357,32 @@ def check_records(records: Sequence[MetricRecord]) -> None:
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def read_config(config_text: str, source_name: str = "") -> SweepConfig:
+    """A sweep's configuration text, checked against the limits and parsed.
+
+    Pure and thread-safe: CPU-bound on a large config, so the servicer runs it in an executor
+    and a config cannot stall the event loop (heartbeats, every other call).
+    """
+    size = len(config_text.encode("utf-8", "surrogatepass"))
+    if size > limits.MAX_CONFIG_BYTES:
+        raise ResourceExhausted(f"config_text: {size} bytes, over the limit of"
+                                f" {limits.MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)")
+    _check_text("source_name", source_name)
+    try:
+        config = parse_config(config_text, filename=source_name or None)
+    except SweepdError:
+        raise
+    except Exception as exc:
+        # The parser should report every problem itself; this keeps one it missed (a YAML
+        # reader error on control characters, say) a refusal rather than a server fault.
+        log.warning("config parser raised %s; refused as invalid", type(exc).__name__)
+        raise InvalidArgument(f"config_text: cannot be read: {exc}") from None
+    if len(config.parameters) > limits.MAX_PARAMETERS:
+        raise InvalidArgument(f"parameters: {len(config.parameters)}, over the limit of"
+                              f" {limits.MAX_PARAMETERS} (MAX_PARAMETERS)")
+    return config
 
 
 class Dispatcher:
@@ -320,10 +405,21 @@ class Dispatcher:
         self.workers: dict[str, WorkerInfo] = {}
         self.sessions: dict[str, WorkerSession] = {}
         self._outgoing: list[tuple[str, Order]] = []
+        self._asking: dict[tuple[str, str], _Asking] = {}
+        # The worker that last lost each run awaiting retry: another free worker gets it first
+        # (a worker that froze past its lease may freeze again).
+        self._lost_by: dict[str, str] = {}
         # Output of live runs, for `sweep logs --follow`; in memory only (the final tail is
         # stored when the run ends).
         self.live_logs: dict[str, LiveLog] = {}
+        # Where the current transaction's orders begin in _outgoing: a rolled-back transaction
+        # takes its orders with it.
+        self._outgoing_mark = 0
+        self._draining_mark: dict[str, bool] = {}
+        # A scheduling pass was cut short by a failed write: the lease check runs another.
+        self._reschedule = False
         self._load()
+        store.add_listener(self)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -344,11 +440,10 @@ class Dispatcher:
             self.runs[run.id] = run
             view.run_saved(run)
             if run.state.is_active:
-                # Workers get one lease length from our start to reconnect and claim their
-                # runs; their clocks and ours may differ, so no lease survives a restart as is.
-                run.lease_expires_at = None if names.is_client_worker(run.worker_id) else (
-                    now + max(self.lease_s, RECONNECT_GRACE_S)
-                )
+                # Workers and ask/tell clients get one lease length from our start to come
+                # back and renew; their clocks and ours may differ, so no lease survives a
+                # restart as is.
+                run.lease_expires_at = now + max(self.lease_s, RECONNECT_GRACE_S)
             if view.metric_name and not run.state.is_ended:
                 view.histories[run.id] = [
                     rec.values[view.metric_name]
@@ -358,30 +453,34 @@ class Dispatcher:
         for w in self.store.load_workers():
             self.workers[w.id] = w
 
+    # -- failed commits (store.TransactionListener) ---------------------------------------
+
+    def transaction_began(self) -> None:
+        self._outgoing_mark = len(self._outgoing)
+        # Ending a sweep drains its workers inside the transaction (memory only).
+        self._draining_mark = {w: s.draining for w, s in self.sessions.items()}
+
+    def transaction_failed(self, touched: Touched | None) -> None:
+        """A transaction was rolled back: nothing it changed may stay in memory or go out."""
+        del self._outgoing[self._outgoing_mark:]
+        for worker_id, draining in self._draining_mark.items():
+            session = self.sessions.get(worker_id)
+            if session is not None:
+                session.draining = draining
+        restore_from_store(self, max(self.lease_s, RECONNECT_GRACE_S), touched)
+
     # -- sweeps ---------------------------------------------------------------------------
 
     def create_sweep(self, config_text: str, source_name: str = "", *, queue: str = "",
-                     max_concurrent: int = 0, max_retries: int | None = None) -> SweepView:
+                     max_concurrent: int = 0, max_retries: int | None = None,
+                     config: SweepConfig | None = None) -> SweepView:
+        """``config``: ``config_text`` already read by :func:`read_config` (the servicer does
+        that off the event loop); read here when not given."""
         if max_concurrent < 0:
             raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
-        size = len(config_text.encode("utf-8", "surrogatepass"))
-        if size > limits.MAX_CONFIG_BYTES:
-            raise ResourceExhausted(f"config_text: {size} bytes, over the limit of"
-                                    f" {limits.MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)")
-        _check_text("source_name", source_name)
         _check_text("queue", queue, limits.MAX_NAME_LENGTH)
-        try:
-            config = parse_config(config_text, filename=source_name or None)
-        except SweepdError:
-            raise
-        except Exception as exc:
-            # The parser should report every problem itself; this keeps one it missed (a YAML
-            # reader error on control characters, say) a refusal rather than a server fault.
-            log.warning("config parser raised %s; refused as invalid", type(exc).__name__)
-            raise InvalidArgument(f"config_text: cannot be read: {exc}") from None
-        if len(config.parameters) > limits.MAX_PARAMETERS:
-            raise InvalidArgument(f"parameters: {len(config.parameters)}, over the limit of"
-                                  f" {limits.MAX_PARAMETERS} (MAX_PARAMETERS)")
+        if config is None:
+            config = read_config(config_text, source_name)
         if max_retries is None:
             max_retries = config.max_retries
         elif not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
@@ -574,6 +673,10 @@ class Dispatcher:
             return None
         best: Run | None = None
         for run in view.runs.values():
+            # Only a run that ran to its end is a result: a STOPPED one (sent SIGTERM, stopped
+            # early) or one still going may hold a value it would not have ended with.
+            if run.state is not RunState.FINISHED:
+                continue
             value = run.summary.get(metric.name)
             if value is None or not math.isfinite(value):
                 continue
@@ -597,6 +700,17 @@ class Dispatcher:
         for key, value in hello.labels.items():
             _check_text("hello.labels", key + value)
         now = self.clock()
+        old = self.sessions.get(hello.worker_id)
+        if (old is not None and old.info.incarnation != hello.incarnation
+                and self._heard_recently(old, LIVE_SESSION_HEARTBEATS * old.heartbeat_interval_s)):
+            # Two processes with one id would take turns replacing each other's session and
+            # lose every run; the one already working keeps the id.
+            raise AlreadyExists(
+                f"hello.worker_id: {hello.worker_id!r} is in use by a live worker on host"
+                f" {old.info.host!r} (connected {now - old.info.connected_at:.0f} s ago, last"
+                f" heard {now - old.info.last_heartbeat:.1f} s ago); give each worker its own"
+                " --worker-id, or stop the other one"
+            )
         known = self.workers.get(hello.worker_id)
         same_incarnation = known is not None and known.incarnation == hello.incarnation
         info = WorkerInfo(
@@ -609,32 +723,29 @@ class Dispatcher:
         old = self.sessions.pop(hello.worker_id, None)
         if old is not None:
             old.outbox.put_nowait(None)  # a stale stream of the same worker: close it
-        interval = min(
-            max(hello.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S,
-                MIN_HEARTBEAT_INTERVAL_S),
-            MAX_HEARTBEAT_INTERVAL_S,
-        )
+        interval = self._heartbeat_interval(hello.heartbeat_interval_s)
         session = WorkerSession(
             info=info, outbox=asyncio.Queue(), heartbeat_interval_s=interval,
             max_runs=max(hello.max_runs, 0), runs_assigned=max(hello.runs_assigned, 0),
         )
-        stop_ids: list[str] = []
+        stop_runs: dict[str, int] = {}
         with self.store.transaction():
             self.store.upsert_worker(info)
             for run_id, attempt in hello.held_runs.items():
                 run = self.runs.get(run_id)
                 if (run is not None and run.worker_id == info.id and run.attempt == attempt
                         and run.state.is_active):
-                    run.lease_expires_at = self._lease_deadline(interval)
+                    run.lease_expires_at = self._lease_deadline()
                     session.active_runs.add(run_id)
-                elif run is None or not run.state.is_ended or run.worker_id != info.id:
+                elif (run is None or not run.state.is_ended or run.worker_id != info.id
+                      or run.attempt != attempt):
                     # Not (or no longer) this worker's: ended and retried elsewhere, or
                     # canceled. An ended run of its own is fine: its report is being resent.
-                    stop_ids.append(run_id)
+                    stop_runs[run_id] = attempt
             for run in list(self.runs.values()):
                 if run.worker_id != info.id or not run.state.is_active:
                     continue
-                if run.id in hello.held_runs:
+                if hello.held_runs.get(run.id) == run.attempt:
                     continue
                 # The worker does not know this run: either its previous process died with
                 # it, or the assignment never reached it. Either way, nobody runs it.
@@ -646,8 +757,8 @@ class Dispatcher:
         log.info("worker %s connected from %s (%d slots%s)", info.id, info.host, info.slots,
                  f", sweep {info.sweep_id}" if info.sweep_id else "")
         welcome = Welcome(
-            heartbeat_interval_s=interval, lease_s=self._lease_length(interval),
-            stop_run_ids=stop_ids, applied_seq=info.applied_seq,
+            heartbeat_interval_s=interval, lease_s=self.lease_s,
+            stop_run_ids=list(stop_runs), applied_seq=info.applied_seq, stop_runs=stop_runs,
         )
         if info.sweep_id:
             view = self.sweeps.get(info.sweep_id)
@@ -680,35 +791,60 @@ class Dispatcher:
 
     def heartbeat(self, session: WorkerSession, held: dict[str, int], draining: bool,
                   paused: bool = False) -> None:
+        back = not self._heard_recently(session)
         session.info.last_heartbeat = self.clock()
         session.draining = session.draining or draining
         resumed = session.paused and not paused
         session.paused = paused
-        deadline = self._lease_deadline(session.heartbeat_interval_s)
+        deadline = self._lease_deadline()
         for run_id, attempt in held.items():
             run = self.runs.get(run_id)
-            if run is not None and run.worker_id == session.info.id and run.attempt == attempt \
+            if run is None:
+                continue
+            if run.worker_id == session.info.id and run.attempt == attempt \
                     and run.state.is_active:
                 run.lease_expires_at = deadline
-        if resumed:
+            elif (run_id, attempt) not in session.stale_stops and (
+                    run.worker_id != session.info.id or run.attempt != attempt
+                    or run.state.is_ended):
+                # The worker runs an attempt we no longer count on (its lease expired while it
+                # was frozen or cut off): stop that process, and only that one.
+                session.stale_stops.add((run_id, attempt))
+                self._send(session.info.id, StopOrder(
+                    run_id, f"attempt {attempt} is no longer this worker's (its lease expired;"
+                    f" the run is now attempt {run.attempt}, {run.state.value})", attempt))
+        self._flush()
+        if back:
+            log.info("worker %s is heard from again", session.info.id)
+        elif resumed:
             log.info("worker %s takes runs again", session.info.id)
+        if resumed or back:
             self._schedule()
 
     def worker_message(self, session: WorkerSession, seq: int, event: WorkerEvent) -> None:
-        """Applies one state-changing message exactly once and acknowledges it."""
+        """Applies one state-changing message exactly once and acknowledges it.
+
+        Sequenced messages (seq > 0) are applied in order, each seq right after the last one
+        applied: an ack is cumulative, so a message after a gap is refused (FailedPrecondition,
+        the stream ends) rather than acknowledged with the missing ones. A write that fails
+        raises Unavailable with nothing applied or acknowledged: the worker resends it.
+        """
         worker_id = session.info.id
         if seq and seq <= session.info.applied_seq:
             self._send(worker_id, AckOrder(seq))  # a resend of something already applied
             self._flush()
             return
+        self._check_next_seq(session, seq)
         refused = ""
         with self.store.transaction():
             try:
                 self._apply_worker_event(session, event)
+            except Unavailable:
+                raise  # not a refusal: nothing is kept, the worker sends it again
             except (FailedPrecondition, PermissionDenied, NotFound) as exc:
                 refused = str(exc)
                 log.warning("worker %s: refused %s: %s", worker_id, type(event).__name__, exc)
-                self._send(worker_id, StopOrder(event.run_id, refused))
+                self._send(worker_id, StopOrder(event.run_id, refused, event.attempt))
             except SweepdError as exc:  # over a limit: refused, the run itself may go on
                 refused = str(exc)
                 log.warning("worker %s: refused %s: %s", worker_id, type(event).__name__, exc)
@@ -719,6 +855,28 @@ class Dispatcher:
             self._send(worker_id, AckOrder(seq, refused))
         self._flush()
         self._schedule()
+
+    def _check_next_seq(self, session: WorkerSession, seq: int) -> None:
+        expected = session.info.applied_seq + 1
+        if seq and seq != expected:
+            raise FailedPrecondition(
+                f"seq: {seq} skips ahead of {expected}, the next message this coordinator"
+                f" expects from worker {session.info.id}; reconnect and resend every"
+                " unacknowledged message in order from the welcome's applied_seq"
+            )
+
+    def refuse_worker_message(self, session: WorkerSession, seq: int, reason: str) -> None:
+        """A malformed sequenced message: acknowledged as refused, and counted as applied so
+        that the worker's next message is not taken for one after a gap."""
+        if not seq:
+            return
+        if seq > session.info.applied_seq:
+            self._check_next_seq(session, seq)
+            with self.store.transaction():
+                session.info.applied_seq = seq
+                self.store.set_applied_seq(session.info.id, seq)
+        self._send(session.info.id, AckOrder(seq, reason))
+        self._flush()
 
     def _apply_worker_event(self, session: WorkerSession, event: WorkerEvent) -> None:
         run = self._held_run(event.run_id, event.attempt, session.info.id)
@@ -775,10 +933,9 @@ class Dispatcher:
 
     def _record_metrics(self, run: Run, records: Sequence[MetricRecord]) -> None:
         check_records(records)
+        fresh = check_record_order(run, records)
         if run.state is RunState.ASSIGNED:
             self._mark_started(run, run.argv, self.clock())
-        fresh = sorted((r for r in records if r.index >= run.next_record_index),
-                       key=lambda r: r.index)
         if not fresh:
             return
         self.store.insert_metrics(run.id, run.attempt, fresh)
@@ -787,6 +944,12 @@ class Dispatcher:
         history = view.histories.setdefault(run.id, [])
         for rec in fresh:
             for key, value in rec.values.items():
+                if not math.isfinite(value) and math.isfinite(run.summary.get(key, 0.0)):
+                    # Stored as sent (a diverged loss is a result); said once per change.
+                    self.store.record_event(
+                        run, self.clock(), f"notice: {key} = {value} at record {rec.index};"
+                        " stored, but a value that is not finite never counts for the best"
+                        " run, the search or metric.target")
                 run.summary[key] = value
             if metric is not None and metric.name in rec.values:
                 value = rec.values[metric.name]
@@ -803,6 +966,8 @@ class Dispatcher:
     def _check_target(self, view: SweepView, run: Run, value: float) -> None:
         metric = view.config.metric
         if metric is None or metric.target is None or view.sweep.exhausted_reason:
+            return
+        if not math.isfinite(value):  # -inf "beats" every minimize target
             return
         reached = value >= metric.target if metric.goal == "maximize" else value <= metric.target
         if reached:
@@ -833,7 +998,7 @@ class Dispatcher:
         self._save_run(run)
         self.store.record_event(run, self.clock(), f"stop requested: {run.reason}")
         if run.worker_id in self.sessions:
-            self._send(run.worker_id, StopOrder(run.id, run.reason))
+            self._send(run.worker_id, StopOrder(run.id, run.reason, run.attempt))
 
     def _finish(
         self, run: Run, state: RunState, exit_code: int | None, reason: str, when: float
@@ -885,6 +1050,7 @@ class Dispatcher:
         view = self.sweeps[run.sweep_id]
         view.histories.pop(run.id, None)
         if run.attempt <= self.retries_of(view) and not view.sweep.state.is_ended:
+            self._lost_by[run.id] = run.worker_id
             run.state = RunState.PENDING
             run.worker_id = ""
             run.lease_expires_at = None
@@ -908,6 +1074,9 @@ class Dispatcher:
 
     def expire_leases(self) -> int:
         """Makes every run whose lease ran out LOST. Returns how many."""
+        if self._reschedule:
+            self._reschedule = False
+            self._schedule()
         now = self.clock()
         expired = [
             r for r in self.runs.values()
@@ -917,29 +1086,40 @@ class Dispatcher:
             return 0
         with self.store.transaction():
             for run in expired:
-                self._lose_run(run, f"no heartbeat from {run.worker_id} within the lease")
+                if names.is_client_worker(run.worker_id):
+                    why = (f"no SuggestRun or ReportMetrics from {run.worker_id} within the"
+                           f" lease ({self.lease_s:g} s)")
+                else:
+                    why = f"no heartbeat from {run.worker_id} within the lease ({self.lease_s:g} s)"
+                self._lose_run(run, why)
         self._flush()
         self._schedule()
         return len(expired)
 
-    def _lease_length(self, heartbeat_interval_s: float) -> float:
-        return max(self.lease_s, heartbeat_interval_s * LEASE_HEARTBEATS)
+    def _heartbeat_interval(self, proposed: float) -> float:
+        """The worker's proposal, clamped, and short enough that LEASE_HEARTBEATS fit in the
+        lease: the lease is what --lease-seconds says, whatever the worker proposes."""
+        if not math.isfinite(proposed) or proposed <= 0:
+            proposed = DEFAULT_HEARTBEAT_INTERVAL_S
+        interval = min(proposed, MAX_HEARTBEAT_INTERVAL_S, self.lease_s / LEASE_HEARTBEATS)
+        return max(interval, MIN_HEARTBEAT_INTERVAL_S)
 
-    def _lease_deadline(self, heartbeat_interval_s: float) -> float:
-        return self.clock() + self._lease_length(heartbeat_interval_s)
+    def _lease_deadline(self) -> float:
+        return self.clock() + self.lease_s
 
-    def _worker_lease_deadline(self, worker_id: str) -> float:
-        """A new assignment's lease: as long as the worker's own heartbeats keep it."""
-        session = self.sessions.get(worker_id)
-        interval = session.heartbeat_interval_s if session else DEFAULT_HEARTBEAT_INTERVAL_S
-        return self._lease_deadline(interval)
+    def _heard_recently(self, session: WorkerSession, within: float | None = None) -> bool:
+        """Whether the session's worker sent a heartbeat within ``within`` seconds (default:
+        a lease). One that did not is frozen or cut off: it gets no new runs until it does."""
+        within = self.lease_s if within is None else within
+        return self.clock() - session.info.last_heartbeat <= within
 
     # -- ask / report / finish (programs without a worker daemon) -------------------------
 
     async def suggest_for_client(
         self, sweep_id: str, client_id: str
     ) -> tuple[Run | None, bool]:
-        """(run, sweep_done). Idempotent per client id while the client's run is active."""
+        """(run, sweep_done). Idempotent per client id while the client's run is active, also
+        for concurrent calls; each call renews the lease of the run it returns."""
         if not client_id:
             raise InvalidArgument("client_id: must not be empty (use any stable string)")
         if len(client_id) > names.MAX_CLIENT_ID_LENGTH:
@@ -947,9 +1127,23 @@ class Dispatcher:
                 f"client_id: {len(client_id)} characters, at most {names.MAX_CLIENT_ID_LENGTH}"
             )
         view = self.get_sweep(sweep_id)
-        worker_id = names.client_worker_id(client_id)
-        for run in view.runs.values():
-            if run.worker_id == worker_id and run.state.is_active:
+        key = (sweep_id, client_id)
+        asking = self._asking.setdefault(key, _Asking())
+        asking.callers += 1
+        try:
+            async with asking.lock:
+                return await self._suggest_for_client(view, names.client_worker_id(client_id))
+        finally:
+            asking.callers -= 1
+            if not asking.callers:
+                del self._asking[key]
+
+    async def _suggest_for_client(self, view: SweepView, worker_id: str
+                                  ) -> tuple[Run | None, bool]:
+        for run_id in view.active:
+            run = view.runs[run_id]
+            if run.worker_id == worker_id:
+                run.lease_expires_at = self._lease_deadline()
                 return run, False
         if view.sweep.state.is_ended:
             return None, True
@@ -961,17 +1155,19 @@ class Dispatcher:
             pending = view.pending_runs()
             if pending:
                 with self.store.transaction():
-                    run = self._assign_existing(view, pending[0], worker_id, lease=False)
+                    run = self._assign_existing(view, pending[0], worker_id)
                 break
             suggestion = self._next_suggestion(view)
             if suggestion is not None:
                 with self.store.transaction():
-                    run = self._create_run(view, suggestion, worker_id, lease=False)
+                    run = self._create_run(view, suggestion, worker_id)
                 break
             if view.sweep.exhausted_reason:
                 self._maybe_finish(view)
                 self._flush()
-                return None, True
+                # Done only once the sweep ended: until then a run still going may be lost
+                # and come back for retry, and this client may be the one to take it.
+                return None, view.sweep.state.is_ended
             # Being prepared off the loop: wait for it, then take it if still current.
             await self._prepare_now(view)
             if not view.sweep.state.creates_runs:
@@ -980,34 +1176,69 @@ class Dispatcher:
         return run, False
 
     def report_from_client(
-        self, run_id: str, attempt: int, records: Sequence[MetricRecord]
+        self, run_id: str, attempt: int, records: Sequence[MetricRecord], client_id: str = ""
     ) -> Run:
-        run = self._client_run(run_id, attempt)
+        """Stores a client's records (indexes already stored are skipped) and renews the run's
+        lease. A resend of records already stored is accepted even once the run ended."""
+        run = self.get_run(run_id)
+        if (records and run.state.is_ended and self._taken_by(run, client_id)
+                and run.attempt == attempt
+                and all(r.index < run.next_record_index for r in records)):
+            return run  # a retry of a report whose answer was lost
+        run = self._client_run(run_id, attempt, client_id)
         with self.store.transaction():
             self._record_metrics(run, records)
+        if run.state.is_active:
+            run.lease_expires_at = self._lease_deadline()
         self._flush()
         return run
 
     def finish_from_client(
-        self, run_id: str, attempt: int, state: RunState, exit_code: int | None, reason: str
+        self, run_id: str, attempt: int, state: RunState, exit_code: int | None, reason: str,
+        client_id: str = "",
     ) -> Run:
         if state not in (RunState.FINISHED, RunState.FAILED, RunState.STOPPED):
             raise InvalidArgument("state: must be FINISHED, FAILED or STOPPED")
-        run = self._client_run(run_id, attempt)
+        run = self.get_run(run_id)
+        if run.state.is_ended and self._taken_by(run, client_id) and run.attempt == attempt:
+            # A retried FinishRun whose first answer was lost: the same outcome is answered
+            # again (a run we asked to stop ended STOPPED whatever it said).
+            expected = RunState.STOPPED if run.stop is not None else state
+            if run.state is expected and run.exit_code == exit_code:
+                return run
+        run = self._client_run(run_id, attempt, client_id)
         with self.store.transaction():
             self._finish(run, state, exit_code, reason, self.clock())
         self._flush()
         self._schedule()
         return run
 
-    def _client_run(self, run_id: str, attempt: int) -> Run:
+    @staticmethod
+    def _taken_by(run: Run, client_id: str) -> bool:
+        return bool(client_id) and run.worker_id == names.client_worker_id(client_id)
+
+    def _client_run(self, run_id: str, attempt: int, client_id: str) -> Run:
+        """The run, if ``client_id`` took its current attempt through SuggestRun."""
         run = self.get_run(run_id)
-        if not names.is_client_worker(run.worker_id):
+        if run.worker_id and not names.is_client_worker(run.worker_id):
             raise PermissionDenied(
-                f"run {run_id} is held by worker {run.worker_id or '(none)'}; only runs from"
-                " SuggestRun can be reported through ReportMetrics/FinishRun"
+                f"run {run_id} is held by worker {run.worker_id}; only runs from SuggestRun"
+                " can be reported through ReportMetrics/FinishRun"
             )
-        return self._held_run(run_id, attempt, run.worker_id)
+        if not client_id:
+            raise InvalidArgument(
+                "client_id: must not be empty; send the client_id the run was taken with"
+                " (SuggestRunRequest.client_id)"
+            )
+        if run.state in (RunState.PENDING, RunState.LOST) and attempt == run.attempt:
+            # Nobody holds it: the holder's lease ran out (the run waits for a retry or
+            # stays LOST). Tell the old holder why, whoever asks.
+            raise FailedPrecondition(
+                f"run {run_id} is {run.state.value}: the lease of attempt {attempt} expired"
+                f" (no SuggestRun or ReportMetrics from its client within {self.lease_s:g} s);"
+                " abandon this trial and ask for a new run"
+            )
+        return self._held_run(run_id, attempt, names.client_worker_id(client_id))
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -1015,17 +1246,24 @@ class Dispatcher:
         """Fills free worker slots with runs, fairly across sweeps."""
         # One pass over every session; later rounds only over those that took a run in the
         # previous one (a fleet of busy workers costs one cheap check each).
-        hungry = [s for s in self.sessions.values() if s.free_slots > 0]
-        while hungry:
-            fed = []
-            for session in hungry:
-                if session.free_slots <= 0:
-                    continue
-                for view in self._runnable_sweeps(session):
-                    if self._assign_one(view, session):
-                        fed.append(session)
-                        break
-            hungry = fed
+        hungry = [s for s in self.sessions.values()
+                  if s.free_slots > 0 and self._heard_recently(s)]
+        try:
+            while hungry:
+                fed = []
+                for session in hungry:
+                    if session.free_slots <= 0:
+                        continue
+                    for view in self._runnable_sweeps(session):
+                        if self._assign_one(view, session):
+                            fed.append(session)
+                            break
+                hungry = fed
+        except Unavailable as exc:
+            # What was committed stands; the lease check tries the rest again. The request
+            # that led here was applied, so it must not fail for this.
+            log.warning("scheduling interrupted, will retry: %s", exc)
+            self._reschedule = True
         self._flush()
 
     def _runnable_sweeps(self, session: WorkerSession) -> list[SweepView]:
@@ -1042,29 +1280,41 @@ class Dispatcher:
 
     def _assign_one(self, view: SweepView, session: WorkerSession) -> bool:
         pending = view.pending_runs()
+        if pending and self._lost_by:
+            others = [r for r in pending if self._lost_by.get(r.id) != session.info.id]
+            if len(others) < len(pending) and self._other_taker(view, session):
+                pending = others  # the one that lost them gets something else, or nothing
         with self.store.transaction():
             if pending:
-                run = self._assign_existing(view, pending[0], session.info.id, lease=True)
+                run = self._assign_existing(view, pending[0], session.info.id)
             else:
                 suggestion = self._next_suggestion(view)
                 if suggestion is None:
                     self._maybe_finish(view)
                     return False
-                run = self._create_run(view, suggestion, session.info.id, lease=True)
+                run = self._create_run(view, suggestion, session.info.id)
         session.active_runs.add(run.id)
         session.runs_assigned += 1
         self._send(session.info.id, self._assign_order(view, run))
         return True
 
+    def _other_taker(self, view: SweepView, session: WorkerSession) -> bool:
+        """Whether a live worker other than ``session`` has a slot free for ``view``."""
+        for other in self.sessions.values():
+            if (other is not session and other.free_slots > 0 and self._heard_recently(other)
+                    and (not other.info.sweep_id or other.info.sweep_id == view.sweep.id)
+                    and view.sweep.queue in other.info.queues):
+                return True
+        return False
+
     def _assign_order(self, view: SweepView, run: Run) -> AssignOrder:
+        rendered = render_argv(view.config, run.point)
         return AssignOrder(
             run_id=run.id, sweep_id=run.sweep_id, attempt=run.attempt, params=run.params,
-            argv=render_command(view.config, run.point), metric_name=view.metric_name,
+            argv=rendered.argv, metric_name=view.metric_name, literal_argv=rendered.literal,
         )
 
-    def _create_run(
-        self, view: SweepView, suggestion: Suggestion, worker_id: str, *, lease: bool
-    ) -> Run:
+    def _create_run(self, view: SweepView, suggestion: Suggestion, worker_id: str) -> Run:
         sweep = view.sweep
         if sweep.run_count + 1 >= limits.MAX_RUNS_PER_SWEEP and not sweep.exhausted_reason:
             # This run is the last one: the in-memory view and the database stay bounded.
@@ -1081,7 +1331,7 @@ class Dispatcher:
             number=sweep.run_count, state=RunState.ASSIGNED, point=point,
             params=nest(point), created_at=now, attempt=1, worker_id=worker_id,
             predicted_mean=suggestion.predicted_mean, predicted_std=suggestion.predicted_std,
-            lease_expires_at=self._worker_lease_deadline(worker_id) if lease else None,
+            lease_expires_at=self._lease_deadline(),
         )
         run.argv = render_command(view.config, point)
         self.store.insert_run(run)
@@ -1097,11 +1347,12 @@ class Dispatcher:
             self.store.update_sweep(sweep)
         return run
 
-    def _assign_existing(self, view: SweepView, run: Run, worker_id: str, *, lease: bool) -> Run:
+    def _assign_existing(self, view: SweepView, run: Run, worker_id: str) -> Run:
+        self._lost_by.pop(run.id, None)
         run.state = RunState.ASSIGNED
         run.attempt += 1
         run.worker_id = worker_id
-        run.lease_expires_at = self._worker_lease_deadline(worker_id) if lease else None
+        run.lease_expires_at = self._lease_deadline()
         self._save_run(run)
         self.store.record_event(run, self.clock(), f"assigned to {worker_id}")
         view.version += 1
@@ -1139,10 +1390,9 @@ class Dispatcher:
                      best_value=best)
 
     def _rng(self, view: SweepView) -> np.random.Generator:
-        # Seeded by sweep id and run count: reproducible, and continues the same way after a
-        # coordinator restart.
-        digest = hashlib.sha256(view.sweep.id.encode()).digest()
-        return np.random.default_rng([int.from_bytes(digest[:8], "little"), view.sweep.run_count])
+        # Seeded by the config's seed (else the sweep id) and the run count: reproducible, and
+        # continues the same way after a coordinator restart.
+        return rng_for(view.config, view.sweep.id, view.sweep.run_count)
 
     def _next_suggestion(self, view: SweepView) -> Suggestion | None:
         """The next point, or None if there is none now (exhausted, or still being prepared:
@@ -1153,15 +1403,26 @@ class Dispatcher:
             suggestion = suggest(view.config, self._trials(view), self._rng(view))
             if suggestion is None:
                 self._mark_exhausted(view)
+            else:
+                self._show_search_notice(view, suggestion)
             return suggestion
         prepared = view.prepared
         if prepared is not None and prepared.version == view.version:
             view.prepared = None
             if prepared.suggestion is None:
                 self._mark_exhausted(view)
+            else:
+                self._show_search_notice(view, prepared.suggestion)
             return prepared.suggestion
         self._prepare(view)
         return None
+
+    def _show_search_notice(self, view: SweepView, suggestion: Suggestion) -> None:
+        """A notice from search (its method failed and the point is random) joins the sweep's
+        notices, once per distinct text: ``sweep show`` and WatchSweep carry them."""
+        if suggestion.notice and suggestion.notice not in view.config.notices:
+            view.config = dataclasses.replace(
+                view.config, notices=(*view.config.notices, suggestion.notice))
 
     def _mark_exhausted(self, view: SweepView) -> None:
         view.sweep.exhausted_reason = "search space exhausted"
@@ -1188,8 +1449,14 @@ class Dispatcher:
             view.preparing = False
             try:
                 suggestion = fut.result()
-            except Exception:
+            except Exception as exc:
+                # Search falls back to random when a method fails; this is random failing too.
+                # Preparing again would fail again, and an ask/tell client would wait in that
+                # loop until its deadline: the sweep ends with the reason instead.
                 log.exception("search failed for sweep %s", view.sweep.id)
+                view.sweep.exhausted_reason = f"search failed: {type(exc).__name__}: {exc}"
+                self.store.update_sweep(view.sweep)
+                self._schedule()
                 return
             if version == view.version:
                 view.prepared = _Prepared(suggestion, version)

@@ -148,12 +148,16 @@ class AssignOrder:
     params: dict[str, Any]
     argv: list[str]
     metric_name: str
+    # Indexes of the argv items that carry parameter values: passed to the program unchanged.
+    literal_argv: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class StopOrder:
     run_id: str
     reason: str
+    # The attempt to stop: an order must never kill a newer attempt of the same run.
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

@@ -73,5 +73,20 @@ class PermissionDenied(SweepdError):
     """The caller may not act on this resource. Maps to PERMISSION_DENIED."""
 
 
+class AlreadyExists(SweepdError):
+    """The resource is taken by someone else (a worker id with a live session). Maps to
+    ALREADY_EXISTS."""
+
+
 class ResourceExhausted(SweepdError):
     """A configured limit would be exceeded. Maps to RESOURCE_EXHAUSTED."""
+
+
+class Unavailable(SweepdError):
+    """The coordinator could not commit the change (its database failed); nothing of the
+    request was kept, and the same request may be sent again. Maps to UNAVAILABLE."""
+
+
+class StorageFull(Unavailable):
+    """The database's disk is full; nothing of the request was kept, and it may be sent again
+    once space is freed. Maps to RESOURCE_EXHAUSTED."""

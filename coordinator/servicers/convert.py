@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sweepd.client.params import params_to_proto
 from sweepd.v1 import common_pb2, sweeps_pb2
 
+from .. import limits, names
 from ..dispatcher import Dispatcher, SweepView
 from ..domain import MetricRecord, Run, RunState, SweepState, WorkerInfo
 from ..errors import InvalidArgument
@@ -21,8 +26,34 @@ def timestamp(t: float | None) -> Timestamp | None:
     return ts
 
 
-def seconds(ts: Timestamp, default: float) -> float:
-    return ts.ToNanoseconds() / 1e9 if (ts.seconds or ts.nanos) else default
+def seconds(ts: Timestamp, default: float, field: str = "time") -> float:
+    if not (ts.seconds or ts.nanos):
+        return default
+    try:
+        return ts.ToNanoseconds() / 1e9
+    except ValueError as exc:  # outside 0001-01-01 .. 9999-12-31: could never be shown again
+        raise InvalidArgument(f"{field}: {exc}") from None
+
+
+def check_int(field: str, value: int, low: int = 0, high: int = limits.MAX_WIRE_INT) -> int:
+    """An integer from the wire, refused unless within [low, high] (naming the field)."""
+    if not low <= value <= high:
+        raise InvalidArgument(f"{field}: {value} is outside {low}..{high}"
+                              + (" (MAX_WIRE_INT)" if high == limits.MAX_WIRE_INT else ""))
+    return value
+
+
+def check_seq(seq: int) -> int:
+    """A worker message's seq: 0 (unsequenced) or counting up from 1, stored as an int64."""
+    return check_int("seq", seq)
+
+
+def check_interval(field: str, value: float) -> float:
+    """A duration in seconds from the wire: finite and not negative (0: the default)."""
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgument(f"{field}: {value} is not a number of seconds; send a positive"
+                              " number, or 0 for the coordinator's default")
+    return value
 
 
 def run_to_proto(run: Run, *, log_tail: bool = False) -> common_pb2.Run:
@@ -100,8 +131,10 @@ def records_from_proto(
     for i, rec in enumerate(records):
         if rec.index < 0:
             raise InvalidArgument(f"{field}[{i}].index: {rec.index} is negative; count from 0")
+        check_int(f"{field}[{i}].index", rec.index)
         out.append(MetricRecord(
-            index=rec.index, step=rec.step, time=seconds(rec.time, now), values=dict(rec.values)
+            index=rec.index, step=rec.step, time=seconds(rec.time, now, f"{field}[{i}].time"),
+            values=dict(rec.values),
         ))
     return out
 
@@ -123,3 +156,86 @@ def event_to_proto(event: dict[str, Any]) -> sweeps_pb2.RunEvent:
         state=common_pb2.RunState.Value(f"RUN_STATE_{event['state']}"),
         reason=event["reason"], worker_id=event["worker_id"] or "",
     )
+
+
+def argv_from_proto(field: str, argv: Iterable[str]) -> list[str]:
+    """A run's argv as a worker reports it, refused if no exec() could have started it."""
+    items = list(argv)
+    limits.check_count(field, len(items), "MAX_ARGV_ITEMS")
+    total = 0
+    for i, item in enumerate(items):
+        size = len(item.encode("utf-8", "surrogatepass"))
+        total += size
+        if size > limits.MAX_ARGV_ITEM_BYTES:
+            raise InvalidArgument(f"{field}[{i}]: {size} bytes, over the limit of"
+                                  f" {limits.MAX_ARGV_ITEM_BYTES} (MAX_ARGV_ITEM_BYTES)")
+    if total > limits.MAX_ARGV_BYTES:
+        raise InvalidArgument(f"{field}: {total} bytes in all, over the limit of"
+                              f" {limits.MAX_ARGV_BYTES} (MAX_ARGV_BYTES)")
+    return items
+
+
+def names_from_proto(field: str, values: Iterable[str], limit: str) -> list[str]:
+    """A worker's list of names (GPUs, queues): at most ``limit`` of them, each a name."""
+    items = list(values)
+    limits.check_count(field, len(items), limit)
+    for i, item in enumerate(items):
+        limits.check_text(f"{field}[{i}]", item, "MAX_NAME_LENGTH")
+    return items
+
+
+# -- ListRuns pages -----------------------------------------------------------------------
+
+_TOKEN_PREFIX = "runs1:"
+
+
+def _page_token(sweep_id: str, after_number: int) -> str:
+    raw = f"{_TOKEN_PREFIX}{sweep_id}:{after_number}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_start(sweep_id: str, token: str) -> int:
+    """The run number a page token continues after (0 for no token)."""
+    if not token:
+        return 0
+    bad = InvalidArgument(
+        "page_token: not a token ListRuns gave for this sweep; pass the next_page_token of"
+        " the previous answer unchanged, or none for the first page")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad from None
+    prefix, _, number = raw.rpartition(":")
+    if prefix != f"{_TOKEN_PREFIX}{sweep_id}" or not number.isdigit():
+        raise bad
+    return int(number)
+
+
+def runs_page(view: SweepView, page_size: int, page_token: str) -> sweeps_pb2.ListRunsResponse:
+    """One page of a sweep's runs in creation order: at most ``page_size`` runs (0: the
+    default; above the maximum: the maximum), fewer if MAX_PAGE_BYTES is reached first.
+
+    The token names the last run number sent, so a page is found without a pass over the
+    runs before it, and runs created between two calls show up in a later page.
+    """
+    if page_size < 0:
+        raise InvalidArgument(f"page_size: {page_size} is negative; 0 for the default"
+                              f" ({limits.DEFAULT_PAGE_SIZE})")
+    size = min(page_size or limits.DEFAULT_PAGE_SIZE, limits.MAX_PAGE_SIZE)
+    sweep = view.sweep
+    number = _page_start(sweep.id, page_token)
+    response = sweeps_pb2.ListRunsResponse()
+    used = 0
+    while number < sweep.run_count and len(response.runs) < size:
+        run = view.runs.get(names.run_id(sweep.id, number + 1))
+        if run is not None:
+            msg = run_to_proto(run)
+            cost = msg.ByteSize() + 8  # the field's tag and length
+            if response.runs and used + cost > limits.MAX_PAGE_BYTES:
+                break
+            used += cost
+            response.runs.append(msg)
+        number += 1
+    if number < sweep.run_count:
+        response.next_page_token = _page_token(sweep.id, number)
+    return response

@@ -10,12 +10,15 @@ from typing import Any, TypeVar
 import grpc
 
 from ..errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    StorageFull,
     SweepdError,
+    Unavailable,
 )
 
 log = logging.getLogger("sweepd.coordinator")
@@ -26,6 +29,10 @@ STATUS_OF: dict[type[SweepdError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    # status_of walks the MRO, so this wins over Unavailable: the operator must free space.
+    StorageFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 R = TypeVar("R")

@@ -9,7 +9,8 @@ from typing import TypeAlias
 import grpc
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
-from ..dispatcher import Dispatcher
+from .. import limits
+from ..dispatcher import Dispatcher, read_config
 from ..errors import InvalidArgument, SweepdError
 from .convert import (
     event_to_proto,
@@ -17,6 +18,7 @@ from .convert import (
     records_from_proto,
     run_state_from_proto,
     run_to_proto,
+    runs_page,
     sweep_to_proto,
     worker_to_proto,
 )
@@ -47,10 +49,15 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     ) -> sweeps_pb2.CreateSweepResponse:
         if not request.config_text.strip():
             raise InvalidArgument("config_text: empty; pass the sweep configuration's YAML or JSON")
+        # Parsing is pure Python and may take seconds on a large config: off the event loop,
+        # so heartbeats and every other call are answered meanwhile.
+        config = await asyncio.get_running_loop().run_in_executor(
+            None, read_config, request.config_text, request.source_name)
         view = self.d.create_sweep(
             request.config_text, request.source_name, queue=request.queue,
             max_concurrent=request.max_concurrent,
             max_retries=request.max_retries if request.HasField("max_retries") else None,
+            config=config,
         )
         return sweeps_pb2.CreateSweepResponse(sweep=sweep_to_proto(view, self.d))
 
@@ -86,7 +93,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     async def ListRuns(self, request: sweeps_pb2.ListRunsRequest, context: Context
                        ) -> sweeps_pb2.ListRunsResponse:
         view = self.d.get_sweep(_require(request.sweep_id, "sweep_id"))
-        return sweeps_pb2.ListRunsResponse(runs=[run_to_proto(r) for r in view.runs.values()])
+        return runs_page(view, request.page_size, request.page_token)
 
     @maps_errors
     async def GetRun(self, request: sweeps_pb2.GetRunRequest, context: Context
@@ -183,6 +190,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         response = sweeps_pb2.SuggestRunResponse(sweep_done=done)
         if run is not None:
             response.run.CopyFrom(run_to_proto(run))
+            response.lease_seconds = self.d.lease_s
         return response
 
     @maps_errors
@@ -190,7 +198,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
                             ) -> sweeps_pb2.ReportMetricsResponse:
         records = records_from_proto(request.records, self.d.clock())
         run = self.d.report_from_client(_require(request.run_id, "run_id"), request.attempt,
-                                        records)
+                                        records, request.client_id)
         return sweeps_pb2.ReportMetricsResponse(
             should_stop=run.stop is not None, stop_reason=run.reason if run.stop else ""
         )
@@ -201,6 +209,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         state = run_state_from_proto(request.state)
         run = self.d.finish_from_client(
             _require(request.run_id, "run_id"), request.attempt, state,
-            request.exit_code if request.HasField("exit_code") else None, request.reason,
+            request.exit_code if request.HasField("exit_code") else None,
+            limits.check_text("reason", request.reason), request.client_id,
         )
         return run_to_proto(run)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 from sweepd.v1 import workers_pb2, workers_pb2_grpc
 
+from .. import limits
 from ..dispatcher import (
     Dispatcher,
     Hello,
@@ -25,8 +26,17 @@ from ..dispatcher import (
 )
 from ..domain import AckOrder, AssignOrder, DrainOrder, Order, RunState, StopOrder
 from ..errors import InvalidArgument, SweepdError
-from .convert import params_to_proto, records_from_proto, run_state_from_proto, seconds
-from .errors import status_of
+from .convert import (
+    argv_from_proto,
+    check_interval,
+    check_seq,
+    names_from_proto,
+    params_to_proto,
+    records_from_proto,
+    run_state_from_proto,
+    seconds,
+)
+from .errors import details_of, status_of
 
 log = logging.getLogger("sweepd.coordinator")
 
@@ -39,11 +49,17 @@ def hello_from_proto(msg: workers_pb2.Hello) -> Hello:
     if msg.slots < 0:
         raise InvalidArgument(f"hello.slots: {msg.slots} is negative")
     return Hello(
-        worker_id=msg.worker_id, incarnation=msg.incarnation, host=msg.host, slots=msg.slots,
+        worker_id=msg.worker_id,
+        incarnation=limits.check_text("hello.incarnation", msg.incarnation, "MAX_NAME_LENGTH"),
+        host=msg.host, slots=msg.slots,
         labels=dict(msg.labels), held_runs={h.run_id: h.attempt for h in msg.held_runs},
-        sweep_id=msg.sweep_id, heartbeat_interval_s=msg.heartbeat_interval_s,
-        max_runs=msg.max_runs, runs_assigned=msg.runs_assigned, gpus=list(msg.gpus),
-        queues=[q for q in msg.queues if q],
+        sweep_id=limits.check_text("hello.sweep_id", msg.sweep_id, "MAX_NAME_LENGTH"),
+        heartbeat_interval_s=check_interval("hello.heartbeat_interval_s",
+                                            msg.heartbeat_interval_s),
+        max_runs=msg.max_runs, runs_assigned=msg.runs_assigned,
+        gpus=names_from_proto("hello.gpus", msg.gpus, "MAX_WORKER_GPUS"),
+        queues=names_from_proto("hello.queues", [q for q in msg.queues if q],
+                                "MAX_WORKER_QUEUES"),
     )
 
 
@@ -51,7 +67,8 @@ def event_from_proto(msg: workers_pb2.WorkerMessage, now: float) -> WorkerEvent 
     kind = msg.WhichOneof("body")
     if kind == "run_started":
         m = msg.run_started
-        return RunStartedEvent(m.run_id, m.attempt, list(m.argv), seconds(m.time, now))
+        return RunStartedEvent(m.run_id, m.attempt, argv_from_proto("run_started.argv", m.argv),
+                               seconds(m.time, now, "run_started.time"))
     if kind == "metrics":
         m2 = msg.metrics
         return MetricsEvent(m2.run_id, m2.attempt,
@@ -64,7 +81,8 @@ def event_from_proto(msg: workers_pb2.WorkerMessage, now: float) -> WorkerEvent 
                 "run_finished.state: must be FINISHED, FAILED, STOPPED or PENDING (handed back)")
         return RunFinishedEvent(
             m3.run_id, m3.attempt, state, m3.exit_code if m3.HasField("exit_code") else None,
-            m3.reason, seconds(m3.time, now),
+            # Cut, not refused: the run's end must be recorded whatever its reason says.
+            limits.clip_text(m3.reason), seconds(m3.time, now, "run_finished.time"),
             log_tail=m3.log_tail.decode("utf-8", errors="replace"),
         )
     return None
@@ -78,11 +96,12 @@ def order_to_proto(order: Order) -> workers_pb2.CoordinatorMessage:
         return workers_pb2.CoordinatorMessage(assign=workers_pb2.Assign(
             run_id=order.run_id, sweep_id=order.sweep_id, attempt=order.attempt,
             params=params_to_proto(order.params), argv=order.argv,
-            metric_name=order.metric_name,
+            metric_name=order.metric_name, literal_argv=order.literal_argv,
         ))
     if isinstance(order, StopOrder):
         return workers_pb2.CoordinatorMessage(
-            stop_run=workers_pb2.StopRun(run_id=order.run_id, reason=order.reason))
+            stop_run=workers_pb2.StopRun(run_id=order.run_id, reason=order.reason,
+                                         attempt=order.attempt))
     assert isinstance(order, DrainOrder)
     return workers_pb2.CoordinatorMessage(drain=workers_pb2.Drain(reason=order.reason))
 
@@ -112,6 +131,8 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
             yield workers_pb2.CoordinatorMessage(welcome=workers_pb2.Welcome(
                 heartbeat_interval_s=welcome.heartbeat_interval_s, lease_s=welcome.lease_s,
                 stop_run_ids=welcome.stop_run_ids, applied_seq=welcome.applied_seq,
+                stop_runs=[workers_pb2.HeldRun(run_id=run_id, attempt=attempt)
+                           for run_id, attempt in welcome.stop_runs.items()],
             ))
             reader = asyncio.create_task(self._read(request_iterator, session))
             try:
@@ -121,6 +142,11 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if getter not in done:
                         getter.cancel()
+                        failed = reader.exception()
+                        if isinstance(failed, SweepdError):
+                            # A message was refused or could not be stored: the worker learns
+                            # why, reconnects and resends what was not acknowledged.
+                            await context.abort(status_of(failed), details_of(failed))
                         break  # the worker closed its side
                     order = getter.result()
                     if order is None:
@@ -146,14 +172,16 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
                 out = msg.output
                 self.d.run_output(session, out.run_id, out.attempt, out.data)
                 continue
+            check_seq(msg.seq)  # out of range: the stream ends, nothing is acknowledged
             try:
                 event = event_from_proto(msg, self.d.clock())
+                if event is None:
+                    raise InvalidArgument(f"{kind or 'body'}: not a message a worker sends"
+                                          " after hello")
             except SweepdError as exc:
                 log.warning("worker %s sent a malformed %s: %s", session.info.id, kind, exc)
-                if msg.seq:
-                    session.outbox.put_nowait(AckOrder(msg.seq, str(exc)))
+                self.d.refuse_worker_message(session, msg.seq, str(exc))
                 continue
-            if event is not None:
-                self.d.worker_message(session, msg.seq, event)
+            self.d.worker_message(session, msg.seq, event)
 
 

@@ -44,12 +44,16 @@ def test_ask_report_finish_completes_ten_runs(cluster: Cluster) -> None:
             for i in range(3)
         ]
         stub.ReportMetrics(sweeps_pb2.ReportMetricsRequest(run_id=run.id, attempt=run.attempt,
-                                                           records=records))
+                                                           records=records,
+                                                           client_id="trainer-1"))
         # A resent report is stored once.
         stub.ReportMetrics(sweeps_pb2.ReportMetricsRequest(run_id=run.id, attempt=run.attempt,
-                                                           records=records))
+                                                           records=records,
+                                                           client_id="trainer-1"))
+        # Since issue #11 item 9 reports and finishes name the client that took the run.
         finished = stub.FinishRun(sweeps_pb2.FinishRunRequest(
-            run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED))
+            run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED,
+            client_id="trainer-1"))
         assert finished.state == common_pb2.RUN_STATE_FINISHED
         done_runs.append(run.id)
     assert len(done_runs) == 10 == len(set(done_runs))
@@ -60,7 +64,8 @@ def test_ask_report_finish_completes_ten_runs(cluster: Cluster) -> None:
     assert final.run_counts["FINISHED"] == 10
     # Reporting on a finished run is refused precisely.
     with pytest.raises(grpc.RpcError) as err:
-        stub.ReportMetrics(sweeps_pb2.ReportMetricsRequest(run_id=done_runs[0], attempt=1))
+        stub.ReportMetrics(sweeps_pb2.ReportMetricsRequest(run_id=done_runs[0], attempt=1,
+                                                           client_id="trainer-1"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     with pytest.raises(grpc.RpcError) as err:
         stub.GetSweep(sweeps_pb2.GetSweepRequest(sweep_id="nosuchid"))

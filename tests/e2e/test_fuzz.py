@@ -31,7 +31,9 @@ GOOD = "method: grid\nprogram: t.py\nparameters:\n  a: {values: [1, 2, 3]}\n"
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Any, str]]:
     cluster = Cluster(tmp_path_factory.mktemp("fuzz"))
     try:
-        cluster.start_coordinator()
+        # Ask/tell runs have leases (issue #11 item 9): one long enough that the control run
+        # outlives the module without renewing it.
+        cluster.start_coordinator("--lease-seconds", "3600")
         channel = cluster.channel()
         stub = sweeps_pb2_grpc.SweepServiceStub(channel)
         sweep = stub.CreateSweep(sweeps_pb2.CreateSweepRequest(config_text=GOOD)).sweep

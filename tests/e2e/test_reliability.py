@@ -97,7 +97,9 @@ PARTITION_TRAIN = textwrap.dedent('''
 def test_partitioned_worker_is_refused_and_stopped_after_its_lease_expired(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    cluster.start_coordinator("--lease-seconds", "1")
+    # 3 s: what it says since issue #11 item 19 (it read 1 when 1 meant 12 s; 1 is now under
+    # the shortest lease that fits six heartbeats).
+    cluster.start_coordinator("--lease-seconds", "3")
     proxy = CuttableProxy(cluster.port)
     try:
         config = tmp_path / "one.yaml"

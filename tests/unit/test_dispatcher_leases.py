@@ -86,8 +86,11 @@ def test_lease_expires_without_heartbeats_and_the_point_is_retried(tmp_path: Pat
     assert d.expire_leases() == 0
     clock.now += 0.2
     assert d.expire_leases() == 1
-    # w1 is still connected with a free slot: the point comes back as attempt 2 (to w1 here,
-    # as the only worker), and the LOST attempt is in the run's events.
+    # w1 is still connected with a free slot but silent for a lease (frozen, cut off): it gets
+    # nothing until it is heard from again; then the point comes back as attempt 2 (to w1
+    # here, as the only worker), and the LOST attempt is in the run's events.
+    assert run.attempt == 1 and run.state is RunState.PENDING
+    d.heartbeat(w1, {}, draining=False)
     assert run.attempt == 2 and run.state is RunState.ASSIGNED
     events = d.store.run_events(run.id)
     assert any("lost" in e["reason"] for e in events), events
@@ -129,6 +132,7 @@ def test_retries_stop_at_the_limit_and_the_run_stays_lost(tmp_path: Path) -> Non
         assert run.attempt == attempt and run.state is RunState.ASSIGNED
         clock.now += LEASE_S + 1
         assert d.expire_leases() == 1
+        d.heartbeat(w1, {}, draining=False)  # w1 is back (without the run): it takes the retry
     assert run.state is RunState.LOST and run.attempt == 3  # 1 try + 2 retries
     assert d.sweeps[run.sweep_id].sweep.state.value == "FINISHED"
 

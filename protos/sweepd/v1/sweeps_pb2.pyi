@@ -188,22 +188,26 @@ class SuggestRunRequest(_message.Message):
     def __init__(self, sweep_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class SuggestRunResponse(_message.Message):
-    __slots__ = ("run", "sweep_done")
+    __slots__ = ("run", "sweep_done", "lease_seconds")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SWEEP_DONE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     run: _common_pb2.Run
     sweep_done: bool
-    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., sweep_done: _Optional[bool] = ...) -> None: ...
+    lease_seconds: float
+    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., sweep_done: _Optional[bool] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
 
 class ReportMetricsRequest(_message.Message):
-    __slots__ = ("run_id", "attempt", "records")
+    __slots__ = ("run_id", "attempt", "records", "client_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     records: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetricRecord]
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
+    client_id: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., records: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class ReportMetricsResponse(_message.Message):
     __slots__ = ("should_stop", "stop_reason")
@@ -214,18 +218,20 @@ class ReportMetricsResponse(_message.Message):
     def __init__(self, should_stop: _Optional[bool] = ..., stop_reason: _Optional[str] = ...) -> None: ...
 
 class FinishRunRequest(_message.Message):
-    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason")
+    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason", "client_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     state: _common_pb2.RunState
     exit_code: int
     reason: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    client_id: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
 
 class GetRunLogsRequest(_message.Message):
     __slots__ = ("run_id", "follow")

@@ -173,21 +173,39 @@ class SweepServiceServicer:
 
     def SuggestRun(self, request, context):
         """Ask: the next run's parameters for a program that runs trials itself. Idempotent by
-        `client_id`: asking again before that client finished its run returns the same run.
+        `client_id`: asking again (from any number of threads at once) before that client
+        finished its run returns the same run, and renews its lease.
+
+        Leases: a run taken here is held by its `client_id` under a lease as long as a worker's
+        (the coordinator's `--lease-seconds`, 30 s by default; `SuggestRunResponse.lease_seconds`
+        says how long). SuggestRun with the same client id and ReportMetrics (with no records,
+        if there is nothing new) renew it. A run whose lease runs out is LOST and, while the
+        sweep's retries last, handed to the next asker as a new attempt; its old holder's
+        reports are then refused (FAILED_PRECONDITION) and it should abandon the trial.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportMetrics(self, request, context):
-        """Report: metric records of a run obtained from SuggestRun. Idempotent per record index.
+        """Report: metric records of a run obtained from SuggestRun, by the client id that took it
+        (PERMISSION_DENIED for any other). Renews the run's lease. Idempotent per record index:
+        records resent with indexes already stored are accepted and stored once.
+        A run's history has no gaps (see MetricRecord.index): a batch that skips ahead of the next
+        index expected, or holds one index twice, is refused whole with INVALID_ARGUMENT naming
+        the index to send first. An index above 2^63-2 or a time outside years 1..9999 is
+        INVALID_ARGUMENT. If the coordinator cannot store the batch, the call fails UNAVAILABLE
+        (RESOURCE_EXHAUSTED for a full disk) with nothing kept: send the same batch again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FinishRun(self, request, context):
-        """Finish: ends a run obtained from SuggestRun with FINISHED, FAILED or STOPPED.
+        """Finish: ends a run obtained from SuggestRun with FINISHED, FAILED or STOPPED, by the
+        client id that took it (PERMISSION_DENIED for any other). Idempotent: repeating a
+        FinishRun that already ended the run with the same state and exit code answers the run
+        again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

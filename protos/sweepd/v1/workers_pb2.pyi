@@ -152,16 +152,18 @@ class CoordinatorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., stop_run: _Optional[_Union[StopRun, _Mapping]] = ..., drain: _Optional[_Union[Drain, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("heartbeat_interval_s", "lease_s", "stop_run_ids", "applied_seq")
+    __slots__ = ("heartbeat_interval_s", "lease_s", "stop_run_ids", "applied_seq", "stop_runs")
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
     LEASE_S_FIELD_NUMBER: _ClassVar[int]
     STOP_RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    STOP_RUNS_FIELD_NUMBER: _ClassVar[int]
     heartbeat_interval_s: float
     lease_s: float
     stop_run_ids: _containers.RepeatedScalarFieldContainer[str]
     applied_seq: int
-    def __init__(self, heartbeat_interval_s: _Optional[float] = ..., lease_s: _Optional[float] = ..., stop_run_ids: _Optional[_Iterable[str]] = ..., applied_seq: _Optional[int] = ...) -> None: ...
+    stop_runs: _containers.RepeatedCompositeFieldContainer[HeldRun]
+    def __init__(self, heartbeat_interval_s: _Optional[float] = ..., lease_s: _Optional[float] = ..., stop_run_ids: _Optional[_Iterable[str]] = ..., applied_seq: _Optional[int] = ..., stop_runs: _Optional[_Iterable[_Union[HeldRun, _Mapping]]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("seq", "refused")
@@ -172,20 +174,22 @@ class Ack(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("run_id", "sweep_id", "attempt", "params", "argv", "metric_name")
+    __slots__ = ("run_id", "sweep_id", "attempt", "params", "argv", "metric_name", "literal_argv")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     ARGV_FIELD_NUMBER: _ClassVar[int]
     METRIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    LITERAL_ARGV_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     sweep_id: str
     attempt: int
     params: _common_pb2.ParamMap
     argv: _containers.RepeatedScalarFieldContainer[str]
     metric_name: str
-    def __init__(self, run_id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., attempt: _Optional[int] = ..., params: _Optional[_Union[_common_pb2.ParamMap, _Mapping]] = ..., argv: _Optional[_Iterable[str]] = ..., metric_name: _Optional[str] = ...) -> None: ...
+    literal_argv: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, run_id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., attempt: _Optional[int] = ..., params: _Optional[_Union[_common_pb2.ParamMap, _Mapping]] = ..., argv: _Optional[_Iterable[str]] = ..., metric_name: _Optional[str] = ..., literal_argv: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StopRun(_message.Message):
     __slots__ = ("run_id", "reason", "attempt")

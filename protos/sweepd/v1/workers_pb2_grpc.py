@@ -45,7 +45,11 @@ class WorkerServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Connect(self, request_iterator, context):
-        """Missing associated documentation comment in .proto file."""
+        """One worker's session. A worker id has at most one live session: a Hello with the id of a
+        connected worker of another incarnation (another process) that was heard from recently
+        is refused with ALREADY_EXISTS, naming the host that holds the id; the same incarnation
+        reconnecting replaces its old stream.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
