@@ -47,7 +47,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .api import Client
+import grpc
+
+from .api import Client, SweepdClientError
 from .run import Run, run
 
 log = logging.getLogger("sweepd.agent")
@@ -61,7 +63,28 @@ IDLE_POLL_S = 1.0
 # Between SIGTERM and SIGKILL for a trial told to stop; shorter than the worker's default
 # because a notebook user is waiting at the keyboard.
 DEFAULT_STOP_GRACE_S = 10.0
+# A trial that logs nothing for a while still renews its run's lease: an empty report every
+# this fraction of the lease (three chances before the run would be LOST).
+LEASE_RENEW_FRACTION = 1 / 3
 EXIT_CODE_EXCEPTION = 1
+
+
+class _TrialDropped(Exception):
+    """The coordinator no longer counts the trial as this agent's (its lease expired while the
+    agent was silent, and the run may already be another's attempt): its results have nowhere
+    to go, so the agent drops it and asks for another run."""
+
+
+def _for_this_trial(call: Callable[[], Any]) -> Any:
+    """Runs a report or finish of the current trial. FAILED_PRECONDITION is the coordinator
+    saying the run is no longer ours (lease expired, a newer attempt, or it already ended):
+    that ends this trial only, not the agent."""
+    try:
+        return call()
+    except SweepdClientError as exc:
+        if exc.code == grpc.StatusCode.FAILED_PRECONDITION:
+            raise _TrialDropped(exc.message) from None
+        raise
 
 
 @dataclass
@@ -150,17 +173,36 @@ class _Reporter:
         self.run = r
         self.follower = MetricsFollower(paths.metrics)
         self.stop_reason = ""
+        # Set (in-process trials) when the coordinator said the run is no longer ours.
+        self.dropped = ""
+        self.renew_s = float(r.get("lease_seconds") or 30.0) * LEASE_RENEW_FRACTION
+        self.reported_at = time.monotonic()
 
     def poll(self, final: bool = False) -> None:
         records = self.follower.read_new(final=final)
-        if not records:
+        for bad in self.follower.take_bad():
+            log.warning("trial %s: %s line %d ignored: %s", self.run["id"],
+                        self.follower.path.name, bad.number, bad.why)
+        if not records and (final or time.monotonic() - self.reported_at < self.renew_s):
             return
-        first = records[0].index
-        should_stop, reason = self.client.report_metrics(
+        first = records[0].index if records else 0
+        self.reported_at = time.monotonic()
+        should_stop, reason = _for_this_trial(lambda: self.client.report_metrics(
             self.run["id"], self.run["attempt"],
-            [{**rec.values, "_step": rec.step} for rec in records], first_index=first)
+            [{**rec.values, "_step": rec.step} for rec in records], first_index=first,
+            client_id=self.run["client_id"]))
         if should_stop and not self.stop_reason:
             self.stop_reason = reason or "stopped by the coordinator"
+
+    def with_bad_lines(self, reason: str) -> str:
+        """The end reason, with the count of unusable metrics lines and the first (as the
+        worker daemon reports them)."""
+        first = self.follower.first_bad
+        if first is None:
+            return reason
+        note = (f"{self.follower.bad_lines} metrics line(s) could not be used (first: line"
+                f" {first.number}: {first.why})")
+        return f"{reason}; {note}" if reason else note
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
@@ -221,14 +263,16 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
                 _kill_group(child.pid, signal.SIGKILL)
     finally:
         interrupts.on_interrupt = lambda n: None
-        if child.is_alive() and child.pid:  # the agent itself is failing: leave no orphan
+        if child.is_alive() and child.pid:  # the agent is failing or dropped the trial
             _kill_group(child.pid, signal.SIGKILL)
             child.join()
-    if child.pid:  # whatever the trial started and left behind goes with it
-        _kill_group(child.pid, signal.SIGKILL)
+        if child.pid:  # whatever the trial started and left behind goes with it
+            _kill_group(child.pid, signal.SIGKILL)
     reporter.poll(final=True)
     state, reason = _outcome(child.exitcode, reporter.stop_reason or user_stop)
-    client.finish_run(r["id"], r["attempt"], state, child.exitcode, reason)
+    reason = reporter.with_bad_lines(reason)
+    _for_this_trial(lambda: client.finish_run(r["id"], r["attempt"], state, child.exitcode,
+                                              reason, client_id=r["client_id"]))
     return child.exitcode
 
 
@@ -241,8 +285,16 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
     def report_loop() -> None:
         while not done.wait(METRICS_POLL_S):
             with lock:
-                with contextlib.suppress(Exception):
+                try:
                     reporter.poll()
+                except _TrialDropped as exc:
+                    # The function cannot be killed in this process: ask it to stop
+                    # (run.should_stop()) and report nothing more.
+                    reporter.dropped = str(exc)
+                    paths.stop.write_text(f"dropped: {exc}\n")
+                    return
+                except Exception:
+                    pass  # e.g. the coordinator restarting: the next poll resends
                 if reporter.stop_reason:
                     paths.stop.write_text(reporter.stop_reason + "\n")
 
@@ -280,13 +332,19 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    if interrupted and reporter.dropped:
+        raise KeyboardInterrupt
+    if reporter.dropped:
+        raise _TrialDropped(reporter.dropped)
     with lock:
         reporter.poll(final=True)
     state, reason = _outcome(code, reporter.stop_reason or
                              ("interrupted (Ctrl+C)" if interrupted else ""))
     if state == "FAILED" and reason_extra:
         reason = f"raised {reason_extra}"
-    client.finish_run(r["id"], r["attempt"], state, code, reason)
+    reason = reporter.with_bad_lines(reason)
+    _for_this_trial(lambda: client.finish_run(r["id"], r["attempt"], state, code, reason,
+                                              client_id=r["client_id"]))
     if interrupted:
         raise KeyboardInterrupt
     return code
@@ -309,6 +367,10 @@ def agent(
     ``isolate`` (default) runs each trial in a fresh child process (fork where available:
     see the module docs); ``isolate=False`` calls the function in this process. Run files go
     to ``<workdir>/.sweepd/runs/`` (default: the current directory).
+
+    A trial whose run the coordinator no longer counts as this agent's (its lease expired:
+    no report for the coordinator's ``--lease-seconds``) is dropped with a warning, its
+    process killed, and is not counted; the agent asks for another run.
     """
     base = Path(workdir) if workdir is not None else Path.cwd()
     client_id = f"agent-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -323,11 +385,27 @@ def agent(
                     break
                 time.sleep(IDLE_POLL_S)
                 continue
+            r["client_id"] = client_id  # reports and the finish must name who took the run
+            from sweepd.worker.runner import check_wire_ids  # the worker's rule for paths
+
+            refused = check_wire_ids(r["id"], r["sweep_id"], r["attempt"], "suggest_run.run")
+            if refused:  # its id would be a path outside the workdir: never run it
+                log.error("refusing trial %r: %s", r["id"], refused)
+                client.finish_run(r["id"], r["attempt"], "FAILED", None, refused,
+                                  client_id=client_id)
+                continue
             paths = _prepare(base, r)
             log.info("trial %s: %s", r["id"], json.dumps(r["params"]))
-            if isolate:
-                _run_isolated(function, r, paths, client, interrupts, stop_grace_s)
-            else:
-                _run_in_process(function, r, paths, client, interrupts)
+            try:
+                if isolate:
+                    _run_isolated(function, r, paths, client, interrupts, stop_grace_s)
+                else:
+                    _run_in_process(function, r, paths, client, interrupts)
+            except _TrialDropped as exc:
+                # Not counted: the point goes back to the sweep (retried or ended LOST by the
+                # coordinator), and this agent asks for the next run.
+                log.warning("trial %s (attempt %d) dropped, its results not reported: %s;"
+                            " asking for another run", r["id"], r["attempt"], exc)
+                continue
             ran += 1
     return ran

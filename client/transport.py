@@ -7,13 +7,17 @@ the one small module that the daemons truly share, so that they agree on default
 from __future__ import annotations
 
 import os
+import random
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+
+T = TypeVar("T")
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENV = "SWEEPD_COORDINATOR"
@@ -30,10 +34,33 @@ AUTH_METADATA_KEY = "authorization"
 # after 4 minutes) from silently dropping a quiet worker stream, and detect a dead peer.
 KEEPALIVE_TIME_MS = 60_000
 KEEPALIVE_TIMEOUT_MS = 20_000
-# Config texts and metric batches are small, but a long grid's ListRuns is not: 64 MiB.
+# The largest message on any channel, the coordinator's answers included (the coordinator's
+# limits.py takes it from here; it accepts requests of at most MAX_REQUEST_BYTES). Config texts
+# and metric batches are small; a page of ListRuns is kept under a quarter of this.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+# gRPC's own reconnect backoff grows to 120 s; a coordinator restart takes seconds, so a client
+# waiting for it (below) should notice it is back within a couple of seconds.
+RECONNECT_BACKOFF_INITIAL_MS = 100
+RECONNECT_BACKOFF_MAX_MS = 2_000
+# How long a client that has been answered waits for its coordinator to come back (a restart,
+# an upgrade, a crash and its supervisor) before a safe-to-repeat call gives up.
+RESTART_WAIT_S = 60.0
+# Between tries while the coordinator is away: exponential from the first, with full jitter
+# (many agents must not hammer a coordinator that is just starting), capped.
+RETRY_INITIAL_S = 0.1
+RETRY_MAX_S = 2.0
+# SweepService calls that are safe to repeat after a failure whose outcome is unknown: reads,
+# and the ask/report/finish calls, which the coordinator applies once (per client id, per
+# record index, per run attempt). CreateSweep, SetSweepState and RetryRuns are not.
+IDEMPOTENT_METHODS = frozenset({
+    "GetSweep", "ListSweeps", "ListRuns", "GetRun", "ListWorkers",
+    "SuggestRun", "ReportMetrics", "FinishRun",
+})
+
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_INITIAL_MS),
+    ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -174,3 +201,54 @@ def open_aio_channel(address: str, security: Security | None = None) -> grpc.aio
     if security.tls:
         return grpc.aio.secure_channel(address, _credentials(security), options=CHANNEL_OPTIONS)
     return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
+    return exc.code() if hasattr(exc, "code") else None
+
+
+class StillUnavailable(Exception):
+    """The coordinator stayed unavailable for the whole wait."""
+
+    def __init__(self, waited_s: float, details: str) -> None:
+        self.waited_s = waited_s
+        self.details = details
+        super().__init__(f"unavailable for {waited_s:.0f} s: {details}")
+
+
+def retry_while_unavailable(
+    attempt: Callable[[float], T],
+    *,
+    timeout: float,
+    wait_s: float = RESTART_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``attempt(deadline_s)`` until it answers, tried again while the coordinator is
+    UNAVAILABLE (down, restarting, or unable to commit for now), for at most ``wait_s``.
+
+    Only for calls that are safe to repeat (``IDEMPOTENT_METHODS``), made with
+    ``wait_for_ready`` so that a try waits for the channel to reconnect rather than failing at
+    once. A try that runs out of time after the coordinator went away counts as unavailable
+    too; any other failure is raised at once. When ``wait_s`` is spent: ``StillUnavailable``.
+    """
+    started = clock()
+    give_up_at = started + wait_s
+    pause = RETRY_INITIAL_S
+    seen_unavailable = False
+    while True:
+        remaining = give_up_at - clock()
+        try:
+            return attempt(max(min(timeout, remaining), 0.001) if seen_unavailable else timeout)
+        except grpc.RpcError as exc:
+            code = _code(exc)
+            away = code is grpc.StatusCode.UNAVAILABLE or (
+                seen_unavailable and code is grpc.StatusCode.DEADLINE_EXCEEDED)
+            if not away:
+                raise
+            if clock() >= give_up_at:
+                details = exc.details() if hasattr(exc, "details") else str(exc)
+                raise StillUnavailable(clock() - started, details) from exc
+            seen_unavailable = True
+        sleep(min(random.uniform(0, pause), max(give_up_at - clock(), 0)))
+        pause = min(pause * 2, RETRY_MAX_S)

@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 import sys
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from .runner import (
     Runner,
     RunningRun,
     RunSpec,
+    check_wire_ids,
     read_tail,
 )
 
@@ -71,6 +73,13 @@ DEFAULT_QUEUE = "default"
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
+# A reason the worker sends stays well under the coordinator's text limit (4096): a report
+# refused for its size would leave the run without an end.
+MAX_REASON_CHARS = 1000
+
+# Runs are kept by (run id, attempt): after a lease expired while this worker lived, the same
+# run can come back to it as a new attempt while the old one is still being stopped.
+RunKey = tuple[str, int]
 
 
 def _ts(t: float) -> Timestamp:
@@ -120,7 +129,11 @@ class Worker:
         self.slots = self.gpus.slots if self.gpus is not None else opts.slots
         self.runner = Runner(opts.workdir, resolve_argv=self._resolve_argv,
                              stop_grace_s=opts.stop_grace_s)
-        self.held: dict[str, _Held] = {}
+        self.held: dict[RunKey, _Held] = {}
+        # Assignments accepted but not yet in ``held`` (their program is being started): they
+        # count as alive, or a worker that drained on taking its last run (--count) would see
+        # nothing alive and leave, cancelling the run it just took.
+        self._starting: set[RunKey] = set()
         self._seq = 0
         self._acked_seq = 0
         self._unacked: OrderedDict[int, workers_pb2.WorkerMessage] = OrderedDict()
@@ -135,6 +148,9 @@ class Worker:
         self._backoff_s = opts.failure_backoff_s
         self.paused = False
         self._changed = asyncio.Event()
+        # Whether the coordinator refused our id (another live process holds it) since the
+        # last session: the user is told once, not at every retry.
+        self._id_refused = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -161,7 +177,7 @@ class Worker:
         self._idle_since = loop.time()
         while True:
             self._changed.clear()
-            alive = [h for h in self.held.values() if not h.done]
+            alive = [h for h in self.held.values() if not h.done] or self._starting
             if alive:
                 self._idle_since = loop.time()
             elif (self.opts.exit_when_idle_s and not self.draining
@@ -193,11 +209,14 @@ class Worker:
         to the runs so they can checkpoint. Second: SIGTERM the runs. Third: SIGKILL them."""
         self._interrupts += 1
         alive = [h.running for h in self.held.values() if not h.done]
+        # A run the worker sends SIGTERM ends STOPPED with this reason even if it then exits 0:
+        # it did not run to its end, so it is no result for the best run or the search.
+        why = f"worker {self.worker_id} received {sig.name}; the run was sent SIGTERM"
         if self._interrupts == 1:
             self._drain(f"received {sig.name}")
             if sig is signal.SIGTERM:
                 for r in alive:
-                    self.runner.signal(r, signal.SIGTERM)
+                    self.runner.terminate(r, why)
             if alive:
                 print(f"worker: waiting for {len(alive)} run(s) to finish; press Ctrl+C again"
                       " to stop them", file=sys.stderr, flush=True)
@@ -205,17 +224,24 @@ class Worker:
             print("worker: sending SIGTERM to the runs; Ctrl+C again kills them",
                   file=sys.stderr, flush=True)
             for r in alive:
-                self.runner.signal(r, signal.SIGTERM)
+                self.runner.terminate(r, f"worker {self.worker_id} was interrupted twice;"
+                                         " the run was sent SIGTERM")
         else:
             print("worker: killing the runs", file=sys.stderr, flush=True)
             for r in alive:
-                self.runner.signal(r, signal.SIGKILL)
+                self.runner.kill(r, f"worker {self.worker_id} was interrupted three times")
         self._changed.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Unreachable by design (``_run`` ends its run on any error), logged if not.
+            log.error("worker task failed", exc_info=task.exception())
 
     # -- connection -----------------------------------------------------------------------
 
@@ -231,7 +257,9 @@ class Worker:
                                         metadata=auth_metadata(security))
                     connected = await self._session(call)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
+                if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    self._on_id_in_use(exc.details() or "")
+                elif exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
                                   grpc.StatusCode.PERMISSION_DENIED):
                     log.error("coordinator %s refused this worker: %s; retrying",
                               self.opts.coordinator, exc.details())
@@ -249,6 +277,18 @@ class Worker:
             await asyncio.sleep(random.uniform(0, backoff))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
+    def _on_id_in_use(self, details: str) -> None:
+        """Another live process holds this worker id. Said once, plainly, with the
+        coordinator's words (they name the host holding it); then retried quietly, since the
+        holder may leave. Until then no run comes, so --exit-when-idle still applies."""
+        if self._id_refused:
+            log.debug("worker id %s still in use elsewhere; retrying", self.worker_id)
+            return
+        self._id_refused = True
+        print(f"worker: the coordinator {self.opts.coordinator} refused worker id"
+              f" {self.worker_id!r} (ALREADY_EXISTS): {details}\n"
+              "worker: retrying quietly until that id is free", file=sys.stderr, flush=True)
+
     async def _session(self, call: Any) -> bool:
         """One stream's life. Returns whether it got as far as the coordinator's welcome."""
         hello = workers_pb2.Hello(
@@ -257,9 +297,8 @@ class Worker:
             gpus=self.opts.gpus, queues=self.opts.queues,
             heartbeat_interval_s=PROPOSED_HEARTBEAT_S, max_runs=self.opts.count,
             last_acked_seq=self._acked_seq, runs_assigned=self.runs_assigned,
-            held_runs=[workers_pb2.HeldRun(run_id=h.running.spec.run_id,
-                                           attempt=h.running.spec.attempt)
-                       for h in self.held.values()],
+            held_runs=[workers_pb2.HeldRun(run_id=run_id, attempt=attempt)
+                       for run_id, attempt in sorted(self.held, key=lambda k: k[1])],
         )
         await call.write(workers_pb2.WorkerMessage(hello=hello))
         first = await call.read()
@@ -269,10 +308,11 @@ class Worker:
         self._heartbeat_s = welcome.heartbeat_interval_s or PROPOSED_HEARTBEAT_S
         self._ack_up_to(welcome.applied_seq)
         log.info("connected to %s as %s", self.opts.coordinator, self.worker_id)
-        for run_id in welcome.stop_run_ids:
-            held = self.held.get(run_id)
-            if held is not None:
-                self.runner.request_stop(held.running, "the coordinator no longer holds this run")
+        if self._id_refused:
+            self._id_refused = False
+            print(f"worker: connected as {self.worker_id}: the id is free again",
+                  file=sys.stderr, flush=True)
+        self._stop_on_welcome(welcome)
         queue: asyncio.Queue[workers_pb2.WorkerMessage] = asyncio.Queue()
         for msg in self._unacked.values():  # resend, in order, what was not acknowledged
             queue.put_nowait(msg)
@@ -294,10 +334,31 @@ class Worker:
             call.cancel()
         return True
 
+    def _stop_on_welcome(self, welcome: workers_pb2.Welcome) -> None:
+        """Stops the held runs the coordinator no longer counts as this worker's. ``stop_runs``
+        names each attempt: a newer attempt of the same run (handed back to this worker after
+        a lease expired) runs on. An older coordinator sends only ids: every attempt goes."""
+        reason = "the coordinator no longer holds this run"
+        if welcome.stop_runs:
+            for named in welcome.stop_runs:
+                self._stop(workers_pb2.StopRun(run_id=named.run_id, attempt=named.attempt,
+                                               reason=reason))
+            return
+        for run_id in dict.fromkeys(welcome.stop_run_ids):
+            self._stop(workers_pb2.StopRun(run_id=run_id, reason=reason))
+
     async def _write(self, call: Any, queue: asyncio.Queue[workers_pb2.WorkerMessage]) -> None:
         with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
             while True:
-                await call.write(await queue.get())
+                msg = await queue.get()
+                try:
+                    await call.write(msg)
+                except (ValueError, TypeError, UnicodeError) as exc:
+                    # A message that cannot be serialized must not end the writer (the stream
+                    # would go silent and every run would be LOST); nor be resent for ever.
+                    log.error("dropping a %s message that cannot be sent: %s",
+                              msg.WhichOneof("body"), exc)
+                    self._unacked.pop(msg.seq, None)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -332,7 +393,7 @@ class Worker:
 
     def _forget_if_finished(self, msg: workers_pb2.WorkerMessage) -> None:
         if msg.WhichOneof("body") == "run_finished":
-            self.held.pop(msg.run_finished.run_id, None)
+            self.held.pop((msg.run_finished.run_id, msg.run_finished.attempt), None)
 
     def _on_coordinator_message(self, msg: workers_pb2.CoordinatorMessage) -> None:
         kind = msg.WhichOneof("body")
@@ -344,14 +405,30 @@ class Worker:
                     self._forget_if_finished(refused)
             self._ack_up_to(msg.ack.seq)
         elif kind == "assign":
+            key = (msg.assign.run_id, msg.assign.attempt)
+            if key in self.held or key in self._starting:
+                log.warning("ignoring a repeated assignment of run %s attempt %d", *key)
+                return
+            # Counted as alive from now on, before the task first runs (see ``_starting``).
+            self._starting.add(key)
             self._spawn(self._run(msg.assign))
         elif kind == "stop_run":
-            held = self.held.get(msg.stop_run.run_id)
-            if held is not None and not held.done:
-                log.info("stopping run %s: %s", msg.stop_run.run_id, msg.stop_run.reason)
-                self.runner.request_stop(held.running, msg.stop_run.reason)
+            self._stop(msg.stop_run)
         elif kind == "drain":
             self._drain(msg.drain.reason)
+
+    def _stop(self, order: workers_pb2.StopRun) -> None:
+        """Stops the attempt the order names (0: any, from a coordinator that names none).
+        An order for an older attempt never touches a newer one of the same run."""
+        for (run_id, attempt), held in list(self.held.items()):
+            if run_id != order.run_id or held.done:
+                continue
+            if order.attempt and attempt != order.attempt:
+                log.info("ignoring a stop order for run %s attempt %d: this worker runs"
+                         " attempt %d", run_id, order.attempt, attempt)
+                continue
+            log.info("stopping run %s (attempt %d): %s", run_id, attempt, order.reason)
+            self.runner.request_stop(held.running, order.reason)
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -364,41 +441,83 @@ class Worker:
             return str(path)
 
         return resolve_worker_macros(argv, interpreter=self.opts.interpreter,
-                                     env=os.environ, args_json_file=args_json_file)
+                                     env=os.environ, args_json_file=args_json_file,
+                                     literal=spec.literal_argv)
 
     async def _run(self, assign: workers_pb2.Assign) -> None:
-        spec = RunSpec(run_id=assign.run_id, sweep_id=assign.sweep_id, attempt=assign.attempt,
-                       params=params_from_proto(assign.params), argv=list(assign.argv))
-        if self.draining:
-            # Arrived as we began to leave: hand it back untouched for another worker.
-            self._send(run_finished=workers_pb2.RunFinished(
-                run_id=spec.run_id, attempt=spec.attempt, state=common_pb2.RUN_STATE_PENDING,
-                reason=f"worker {self.worker_id} was leaving ({self.drain_reason})"))
-            return
-        if self.paused:
-            self._send(run_finished=workers_pb2.RunFinished(
-                run_id=spec.run_id, attempt=spec.attempt, state=common_pb2.RUN_STATE_PENDING,
-                reason=f"worker {self.worker_id} is backing off after failing runs"))
-            return
-        self.runs_assigned += 1
-        if self.opts.count and self.runs_assigned >= self.opts.count:
-            self._drain(f"--count {self.opts.count} reached")
+        """One assignment, from its arrival to its RunFinished. Whatever fails in here ends
+        the run FAILED with the reason (its processes killed): a run is never left RUNNING
+        with nobody watching it."""
+        key = (assign.run_id, assign.attempt)
+        try:
+            refused = check_wire_ids(assign.run_id, assign.sweep_id, assign.attempt)
+            if refused:
+                log.error("refusing an assignment: %s", refused)
+                self._send_finished(key, common_pb2.RUN_STATE_FAILED, refused)
+                return
+            spec = RunSpec(run_id=assign.run_id, sweep_id=assign.sweep_id,
+                           attempt=assign.attempt, params=params_from_proto(assign.params),
+                           argv=list(assign.argv), literal_argv=tuple(assign.literal_argv))
+            if self.draining:
+                # Arrived as we began to leave: hand it back untouched for another worker.
+                self._send_finished(key, common_pb2.RUN_STATE_PENDING,
+                                    f"worker {self.worker_id} was leaving ({self.drain_reason})")
+                return
+            if self.paused:
+                self._send_finished(key, common_pb2.RUN_STATE_PENDING,
+                                    f"worker {self.worker_id} is backing off after failing runs")
+                return
+            self.runs_assigned += 1
+            if self.opts.count and self.runs_assigned >= self.opts.count:
+                self._drain(f"--count {self.opts.count} reached")
+            await self._supervise(spec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("supervising run %s (attempt %d) failed", *key)
+            self._abandon(key, f"the worker failed while supervising the run:"
+                               f" {type(exc).__name__}: {exc}")
+        finally:
+            self._starting.discard(key)
+            self._changed.set()
+
+    async def _supervise(self, spec: RunSpec) -> None:
+        gpu_holder = f"{spec.run_id}.{spec.attempt}"
         extra_env: dict[str, str] = {}
         if self.gpus is not None:
             # The coordinator never assigns more runs than slots, so a group is free.
-            extra_env[ENV_VISIBLE] = ",".join(self.gpus.acquire(spec.run_id))
+            extra_env[ENV_VISIBLE] = ",".join(self.gpus.acquire(gpu_holder))
         try:
             await self._run_started(spec, extra_env)
         finally:
             if self.gpus is not None:
-                self.gpus.release(spec.run_id)
+                self.gpus.release(gpu_holder)
+
+    def _send_finished(self, key: RunKey, state: int, reason: str) -> None:
+        self._send(run_finished=workers_pb2.RunFinished(
+            run_id=key[0], attempt=key[1], state=state,
+            reason=_clip(reason), time=_ts(time.time())))
+
+    def _abandon(self, key: RunKey, reason: str) -> None:
+        """Ends a run whose supervision failed: its processes go, FAILED goes out (once)."""
+        held = self.held.get(key)
+        if held is not None:
+            if held.done:
+                return  # its RunFinished is already on its way
+            held.done = True
+            self.runner.kill(held.running, reason)
+            with contextlib.suppress(Exception):
+                _append_output(held.running.run_dir, f"sweepd: {reason}")
+        self._send_finished(key, common_pb2.RUN_STATE_FAILED, reason)
 
     async def _run_started(self, spec: RunSpec, extra_env: dict[str, str]) -> None:
+        key = (spec.run_id, spec.attempt)
         running = await self.runner.start(spec, extra_env)
         follower = MetricsFollower(running.run_dir / "metrics.jsonl")
         held = _Held(running=running, follower=follower,
                      output=OutputFollower(running.run_dir / "output.log"))
-        self.held[spec.run_id] = held
+        self.held[key] = held
+        self._starting.discard(key)
         self._changed.set()
         if running.process is not None:
             log.info("run %s started: %s", spec.run_id, " ".join(running.argv))
@@ -406,24 +525,34 @@ class Worker:
                 run_id=spec.run_id, attempt=spec.attempt, argv=running.argv,
                 pid=running.pid, time=_ts(running.started_at)))
         waiter = asyncio.ensure_future(self.runner.wait(running))
-        loop = asyncio.get_running_loop()
-        next_output = loop.time() + OUTPUT_POLL_S
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=METRICS_POLL_S)
-            self._report_metrics(held, final=False)
-            if loop.time() >= next_output:
-                self._report_output(held)
-                next_output = loop.time() + OUTPUT_POLL_S
+        try:
+            loop = asyncio.get_running_loop()
+            next_output = loop.time() + OUTPUT_POLL_S
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=METRICS_POLL_S)
+                self._report_metrics(held, final=False)
+                if loop.time() >= next_output:
+                    self._report_output(held)
+                    next_output = loop.time() + OUTPUT_POLL_S
+        except BaseException:
+            waiter.cancel()
+            raise
         self._report_metrics(held, final=True)
         self._report_output(held)
         outcome: Outcome = waiter.result()
+        reason = outcome.reason
+        if follower.bad_lines and follower.first_bad is not None:
+            first = follower.first_bad
+            note = (f"{follower.bad_lines} metrics line(s) could not be used (first: line"
+                    f" {first.number}: {first.why})")
+            reason = f"{reason}; {note}" if reason else note
         log.info("run %s %s%s", spec.run_id, outcome.state.lower(),
-                 f" ({outcome.reason})" if outcome.reason else "")
+                 f" ({reason})" if reason else "")
         held.done = True
         finished = workers_pb2.RunFinished(
             run_id=spec.run_id, attempt=spec.attempt,
             state=common_pb2.RunState.Value(f"RUN_STATE_{outcome.state}"),
-            reason=outcome.reason, time=_ts(outcome.time),
+            reason=_clip(reason), time=_ts(outcome.time),
             log_tail=read_tail(running.run_dir / "output.log", LOG_TAIL_BYTES))
         if outcome.exit_code is not None:
             finished.exit_code = outcome.exit_code
@@ -472,9 +601,31 @@ class Worker:
 
     def _report_metrics(self, held: _Held, *, final: bool) -> None:
         records = held.follower.read_new(final=final)
+        spec = held.running.spec
+        bad = held.follower.take_bad()
+        if bad:
+            # Into the run's own output (so `sweep logs` shows it beside the program's lines)
+            # and the worker's log; the count and the first one also go in its end reason.
+            notes = [f"sweepd: {held.follower.path.name} line {b.number} ignored: {b.why}"
+                     for b in bad]
+            for note in notes:
+                log.warning("run %s: %s", spec.run_id, note.removeprefix("sweepd: "))
+            with contextlib.suppress(OSError):  # a courtesy: never worth ending the run for
+                _append_output(held.running.run_dir, "\n".join(notes))
         for start in range(0, len(records), MAX_RECORDS_PER_BATCH):
             batch = records[start:start + MAX_RECORDS_PER_BATCH]
             self._send(metrics=workers_pb2.MetricBatch(
-                run_id=held.running.spec.run_id, attempt=held.running.spec.attempt,
+                run_id=spec.run_id, attempt=spec.attempt,
                 records=[common_pb2.MetricRecord(index=r.index, step=r.step, values=r.values,
                                                  time=_ts(r.time)) for r in batch]))
+
+
+def _clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    text = text.encode("utf-8", errors="replace").decode("utf-8")  # no lone surrogates
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _append_output(run_dir: Path, text: str) -> None:
+    # Appending beside the program is safe: both write with O_APPEND, a line at a time.
+    with open(run_dir / "output.log", "a", encoding="utf-8", errors="replace") as f:
+        f.write(text + "\n")

@@ -129,9 +129,11 @@ def test_coordinator_and_worker_killed_mid_sweep(cluster: Cluster, tmp_path: Pat
     held = wait_for(victim_live_runs, DEADLINE_S, 0.02, "worker 0 to hold a live run")
     os.kill(workers[0].pid, signal.SIGKILL)
     workers[0].wait(10)
-    # Its runs die with it (PR_SET_PDEATHSIG): nothing keeps training, or a GPU, for nobody.
-    for _, pid in held:
-        wait_for(lambda pid=pid: not _alive(pid), 10, 0.05, f"run process {pid} to die")
+    # Its runs die with it (their supervisor's PR_SET_PDEATHSIG): nothing keeps training, or a
+    # GPU, for nobody.
+    pids = [pid for _, pid in held]
+    wait_for(lambda: not any(_alive(pid) for pid in pids), 10, 0.05, f"run processes {pids}"
+             " to die")
 
     wait_for(lambda: seen.finished(sweep_id, 24), DEADLINE_S, 0.1, "24 finished runs")
     _restart_coordinator(cluster)
@@ -167,3 +169,92 @@ def test_coordinator_and_worker_killed_mid_sweep(cluster: Cluster, tmp_path: Pat
             assert detail["ended_at"] == pytest.approx(ended, abs=0.5), (r["id"], detail)
     assert json.loads(cluster.sweep("show", sweep_id, "--format", "json").stdout)[
         "state"] == "FINISHED"
+
+
+# -- a frozen worker, and programs that write bad metric lines -------------------------------
+
+FROZEN_POINTS = 4
+FROZEN_RECORDS = 20
+FROZEN_LEASE_S = 3
+# Lines no metric store can take, written between the good ones (issue #11 item 3): each is
+# counted and reported, none hangs its run or costs another record.
+BAD_LINES = [
+    '{"k": -1, "_timestamp": 1732000000000}',
+    '{"k": -1, "_step": 100000000000000000000}',
+    '{"k": %s}' % ("9" * 400),
+    'not json',
+]
+
+FROZEN_TRAIN = textwrap.dedent(f'''
+    import os, time
+    from sweepd.client import run
+
+    a = run.config["a"]
+    bad = {BAD_LINES!r}
+    for k in range({FROZEN_RECORDS}):
+        run.log({{"k": k, "a": a}})
+        if k < len(bad):
+            with open(os.environ["SWEEPD_METRICS_FILE"], "a") as f:
+                f.write(bad[k] + "\\n")
+        time.sleep(0.1)
+''')
+
+
+@pytest.mark.parametrize("n_workers", [1, 2], ids=["same-worker-retries", "other-worker"])
+def test_frozen_worker_past_its_lease_loses_nothing(cluster: Cluster, tmp_path: Path,
+                                                    n_workers: int) -> None:
+    """Issue #11 item 2: a worker SIGSTOPped past its lease, then SIGCONTed. Its run went LOST
+    and was handed out again (to itself or to another worker); the stop order for the old
+    attempt must not kill the new one. Every point ends FINISHED once, with all its records."""
+    cluster.start_coordinator("--lease-seconds", str(FROZEN_LEASE_S))
+    config = tmp_path / "grid.yaml"
+    config.write_text(f"program: train.py\nmethod: grid\nparameters:\n"
+                      f"  a: {{values: {list(range(FROZEN_POINTS))}}}\n")
+    sweep_id = cluster.create(config)
+    workdirs = [tmp_path / f"w{i}" for i in range(n_workers)]
+    workers = []
+    for i, wd in enumerate(workdirs):
+        wd.mkdir()
+        (wd / "train.py").write_text(FROZEN_TRAIN)
+        workers.append(cluster.start_worker("--sweep", sweep_id, "--worker-id", f"w{i}",
+                                            workdir=wd))
+    seen = Observer(cluster)
+
+    def frozen_run() -> str:
+        for d in (workdirs[0] / ".sweepd" / "runs").glob("*"):
+            metrics = d / "metrics.jsonl"
+            if metrics.exists() and 3 <= metrics.read_text().count('"k"') < 10:
+                return d.name.rsplit(".", 1)[0]
+        return ""
+
+    run_id = wait_for(frozen_run, DEADLINE_S, 0.02, "worker 0 to be mid-run")
+    os.kill(workers[0].pid, signal.SIGSTOP)
+    try:
+        def retried() -> bool:
+            runs = seen.runs(sweep_id)
+            # LOST and queued again (PENDING, while its only worker is frozen), or already
+            # handed out again as attempt 2.
+            return runs is not None and any(
+                r["id"] == run_id and (r["state"] == "PENDING" or r["attempt"] >= 2)
+                for r in runs)
+
+        wait_for(retried, DEADLINE_S, 0.1, f"{run_id} to be lost and queued again")
+    finally:
+        os.kill(workers[0].pid, signal.SIGCONT)
+
+    for w in workers:
+        assert w.wait(DEADLINE_S) == 0, w.output()
+    runs = seen.runs(sweep_id)
+    assert runs is not None and len(runs) == FROZEN_POINTS
+    assert sorted(r["params"]["a"] for r in runs) == list(range(FROZEN_POINTS))
+    assert all(r["state"] == "FINISHED" for r in runs), [
+        (r["id"], r["state"], r["attempt"], r["reason"]) for r in runs]
+    with Client(cluster.address, security=Security(token=cluster.token)) as client:
+        for r in runs:
+            detail = client.get_run(r["id"], history=True)
+            history = [(h["index"], h["k"], h["a"]) for h in detail["history"]]
+            assert history == [(k, k, r["params"]["a"]) for k in range(FROZEN_RECORDS)], (
+                r["id"], r["attempt"], history)
+            assert r["reason"].startswith(f"{len(BAD_LINES)} metrics line(s) could not be"
+                                          " used"), r
+    assert next(r for r in runs if r["id"] == run_id)["attempt"] >= 2
