@@ -1,7 +1,9 @@
 """``coordinator``: the coordinator daemon's command line.
 
 Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 runtime error, 2 bad usage,
-3 the state directory cannot be used (unwritable, or written by an incompatible version).
+3 the state directory cannot be used (unwritable, in use by another coordinator, a damaged or
+missing database, an unusable token file, or written by an incompatible version),
+4 the address cannot be listened on (the port is in use, the host is not this machine's).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import click
 from sweepd.client.transport import default_state_dir
 
-from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES
-from .server import ServeOptions, serve
+from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_HEARTBEATS, MIN_LEASE_S
+from .server import AddressError, ServeOptions, serve
+from .statedir import StateDirError
 from .store import SchemaMismatch
 
 EXIT_STATE_DIR = 3
+EXIT_ADDRESS = 4
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,9 +37,11 @@ def main() -> None:
               help="Port to listen on; 0 picks a free one (printed at start).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=f"Where the SQLite database lives. [default: {default_state_dir()}]")
-@click.option("--lease-seconds", type=click.FloatRange(min=0.5), default=DEFAULT_LEASE_S,
+@click.option("--lease-seconds", type=click.FloatRange(min=MIN_LEASE_S), default=DEFAULT_LEASE_S,
               show_default=True,
-              help="A run whose worker sends no heartbeat for this long is LOST and retried.")
+              help="A run whose worker (or ask/tell client) is not heard from for this long is"
+                   f" LOST and retried. Workers are told to send {LEASE_HEARTBEATS} heartbeats"
+                   f" per lease; the shortest lease is {MIN_LEASE_S:g} s.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=DEFAULT_MAX_RETRIES,
               show_default=True, help="How many times a LOST run is tried again.")
 @click.option("--no-auth", is_flag=True,
@@ -50,12 +56,16 @@ def main() -> None:
                                  " CA (PEM).")
 @click.option("--insecure", is_flag=True,
               help="Allow a non-loopback --host without TLS (only on a network you trust).")
+@click.option("--new-database", is_flag=True,
+              help="Start with an empty database although the state dir has a token, i.e. has"
+                   " served before (its database was deleted or emptied). Without it such a"
+                   " start is refused, so that sweeps are never forgotten silently.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
 def serve_command(host: str, port: int, state_dir: Path | None, lease_seconds: float,
                   max_retries: int, no_auth: bool, tls_cert: Path | None,
                   tls_key: Path | None, tls_client_ca: Path | None, insecure: bool,
-                  log_level: str) -> None:
+                  new_database: bool, log_level: str) -> None:
     """Run the coordinator until SIGTERM or Ctrl+C."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper()),
@@ -65,12 +75,15 @@ def serve_command(host: str, port: int, state_dir: Path | None, lease_seconds: f
     opts = ServeOptions(host=host, port=port, state_dir=state_dir or default_state_dir(),
                         lease_s=lease_seconds, max_retries=max_retries, auth=not no_auth,
                         tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
-                        insecure=insecure)
+                        insecure=insecure, new_database=new_database)
     try:
         asyncio.run(serve(opts))
-    except SchemaMismatch as exc:
+    except (SchemaMismatch, StateDirError) as exc:
         click.echo(f"coordinator: {exc}", err=True)
         sys.exit(EXIT_STATE_DIR)
+    except AddressError as exc:
+        click.echo(f"coordinator: {exc}", err=True)
+        sys.exit(EXIT_ADDRESS)
     except PermissionError as exc:
         click.echo(f"coordinator: cannot use state dir {opts.state_dir}: {exc}", err=True)
         sys.exit(EXIT_STATE_DIR)

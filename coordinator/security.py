@@ -4,16 +4,21 @@ created on first start, and TLS / mutual TLS material for the listening port."""
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import os
 import secrets
 import socket
+import stat
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from sweepd.client.transport import AUTH_METADATA_KEY, TOKEN_ENV, TOKEN_FILENAME
+
+from .statedir import StateDirError
 
 # 32 random bytes: far beyond guessing over the network, short enough to paste.
 TOKEN_BYTES = 32
@@ -24,10 +29,16 @@ UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)
 
 
 def load_or_create_token(state_dir: Path) -> tuple[str, bool]:
-    """(token, created). The token file is created atomically with mode 0600."""
+    """(token, created). The token file is created atomically with mode 0600.
+
+    An existing token file readable by group or others is narrowed to 0600 with a warning
+    rather than refused: the token may already have leaked, which the warning says, but
+    refusing would only make the operator type the chmod. An empty one is refused: an empty
+    token would accept ``authorization: Bearer `` from anyone.
+    """
     path = state_dir / TOKEN_FILENAME
     try:
-        return path.read_text().strip(), False
+        return _read_token(path), False
     except FileNotFoundError:
         pass
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -35,10 +46,34 @@ def load_or_create_token(state_dir: Path) -> tuple[str, bool]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, TOKEN_FILE_MODE)
     except FileExistsError:  # another coordinator on this state dir won the race
-        return path.read_text().strip(), False
+        return _read_token(path), False
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token, True
+
+
+def _read_token(path: Path) -> str:
+    st = path.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        if st.st_uid != os.geteuid():
+            raise StateDirError(
+                f"the token file {path} is mode {mode:04o}, readable by others, and belongs to"
+                f" another user: run `chmod 600 {path}` as its owner")
+        path.chmod(TOKEN_FILE_MODE)
+        print(f"coordinator: WARNING: the token file {path} was mode {mode:04o}, readable by"
+              f" other users; set to {TOKEN_FILE_MODE:04o}. If others could log in here, they"
+              " may have the token: delete the file and restart to get a new one",
+              file=sys.stderr, flush=True)
+    try:
+        token = path.read_text().strip()
+    except UnicodeDecodeError:
+        token = ""
+    if not token or not token.isprintable() or any(c.isspace() for c in token):
+        raise StateDirError(
+            f"the token file {path} is empty or not one line of printable text, which would let"
+            " anyone in: delete it to have a new token created, or write the token into it")
+    return token
 
 
 def how_to_pass(state_dir: Path) -> str:
@@ -160,14 +195,27 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):
 
                 return grpc.unary_unary_rpc_method_handler(unary, deserialize, ser)
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            # A server-streaming handler is either a coroutine that sends its responses with
+            # ``context.write`` (grpcio's own HealthServicer.Watch) or an async generator;
+            # grpc tells them apart with iscoroutinefunction, so the wrapper must be of the
+            # same kind, or the call ends UNKNOWN.
+            if not inspect.iscoroutinefunction(behavior):
+                async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                    if isinstance(request, _Malformed):
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                            _malformed_message(request))
+                    async for item in behavior(request, context):
+                        yield item
+
+                return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, ser)
+
+            async def unary_writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, _Malformed):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                         _malformed_message(request))
-                async for item in behavior(request, context):
-                    yield item
+                return await behavior(request, context)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, ser)
+            return grpc.unary_stream_rpc_method_handler(unary_writer, deserialize, ser)
 
         async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             async for request in requests:
@@ -184,6 +232,11 @@ class MalformedRequestGuard(grpc.aio.ServerInterceptor):
 
             return grpc.stream_unary_rpc_method_handler(su, deserialize, ser)
         stream_stream = handler.stream_stream
+        if inspect.iscoroutinefunction(stream_stream):  # writes with context.write
+            async def ss_writer(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await stream_stream(checked(requests, context), context)
+
+            return grpc.stream_stream_rpc_method_handler(ss_writer, deserialize, ser)
 
         async def ss(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             async for item in stream_stream(checked(requests, context), context):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import signal
+import socket
+import sqlite3
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
-from . import limits
+from . import limits, statedir
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_CHECK_INTERVAL_S, Dispatcher
 from .security import (
     MalformedRequestGuard,
@@ -27,6 +32,7 @@ from .security import (
 )
 from .servicers.sweeps import SweepServicer
 from .servicers.workers import WorkerServicer
+from .statedir import StateDirError
 from .store import DB_FILENAME, Store
 
 log = logging.getLogger("sweepd.coordinator")
@@ -43,9 +49,19 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
     # What one request may be (coordinator/limits.py); answers (a long ListRuns) may be more.
-    ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
+    ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
+    # gRPC sets SO_REUSEPORT by default: a second coordinator on the same port would then
+    # share it silently and clients would land on either at random. Off, its bind fails.
+    ("grpc.so_reuseport", 0),
 ]
+# The banner around the warnings of --no-auth and --insecure: they must not scroll by unseen.
+_LOUD = "!" * 78
+
+
+class AddressError(RuntimeError):
+    """The coordinator cannot listen on the address it was given (in use, not local, not an
+    address at all)."""
 
 
 @dataclass
@@ -60,9 +76,20 @@ class ServeOptions:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     insecure: bool = False
+    # Start with an empty database where a token shows that one existed (statedir.py).
+    new_database: bool = False
+
+    def __post_init__(self) -> None:
+        # "[::1]", as in a URL, names the same address as "::1".
+        if self.host.startswith("[") and self.host.endswith("]"):
+            self.host = self.host[1:-1]
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def check(self) -> None:
-        """Refuses unsafe or incomplete combinations before anything starts."""
+        """Refuses unsafe or incomplete combinations before anything starts (or is written)."""
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SystemExit("coordinator: --tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:
@@ -75,15 +102,68 @@ class ServeOptions:
                 " and --tls-key, or --insecure on a network you trust."
             )
 
+    def warnings(self, listening: str) -> list[str]:
+        """What an operator must not miss: a port that lets anyone run commands."""
+        lines: list[str] = []
+        if not self.auth:
+            lines.append(
+                f"WARNING: --no-auth: authentication is OFF. Anyone who reaches {listening}"
+                " can create sweeps, and so run any command on every worker connected to this"
+                " coordinator, as the user each worker runs as.")
+        if self.insecure and not self.tls_cert:
+            lines.append(
+                f"WARNING: --insecure: {listening} speaks plain text, without TLS. Anyone who"
+                " can see the traffic reads every sweep"
+                + ("" if not self.auth else " and learns the token; anyone who reaches the"
+                   " port with it can run any command on every worker connected to this"
+                   " coordinator") + ".")
+        return lines
+
 
 async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> None:
-    store = Store(opts.state_dir / DB_FILENAME)
+    """Runs the coordinator until SIGTERM or SIGINT.
+
+    Refusals before anything is served: ``SystemExit`` (unsafe options, before the state dir is
+    touched), :class:`StateDirError` (in use, damaged, token unusable), :class:`AddressError`.
+    """
+    opts.check()
+    statedir.prepare(opts.state_dir)
+    lock = statedir.lock(opts.state_dir)
+    try:
+        await _serve_locked(opts, lock, ready)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(opts: ServeOptions, lock: statedir.StateDirLock,
+                        ready: asyncio.Event | None) -> None:
+    statedir.check_database(opts.state_dir, new_database=opts.new_database)
+    store_path = opts.state_dir / DB_FILENAME
     # One search thread: fits are numpy-bound (the GIL is released in BLAS), and one at a time
     # keeps a slow fit from starving the event loop of CPU.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweepd-search")
-    dispatcher = Dispatcher(store, executor=executor, lease_s=opts.lease_s,
-                            max_retries=opts.max_retries)
-    opts.check()
+    try:
+        # The database before the token: a token then always has a database beside it, which
+        # is what check_database relies on.
+        store = Store(store_path)
+        dispatcher = Dispatcher(store, executor=executor, lease_s=opts.lease_s,
+                                max_retries=opts.max_retries)
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        # Damage quick_check cannot see (a garbled value: bad JSON, a bad number), met while
+        # the state is loaded.
+        executor.shutdown(wait=False)
+        raise StateDirError(statedir.damaged(store_path, f"{type(exc).__name__}: {exc}")
+                            ) from None
+    try:
+        await _serve_store(opts, lock, ready, store, dispatcher)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+
+async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
+                       ready: asyncio.Event | None, store: Store,
+                       dispatcher: Dispatcher) -> None:
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if opts.auth:
         token, created = load_or_create_token(opts.state_dir)
@@ -91,9 +171,6 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
         print(("created" if created else "using") + f" token {opts.state_dir / 'token'}:"
               f" {how_to_pass(opts.state_dir)}", flush=True)
     interceptors.append(MalformedRequestGuard())
-    if not opts.auth:
-        print("authentication is OFF (--no-auth): anyone who reaches the port can use it",
-              flush=True)
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     sweeps_pb2_grpc.add_SweepServiceServicer_to_server(SweepServicer(dispatcher), server)
     workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(dispatcher), server)
@@ -106,20 +183,26 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(service_names, server)
-    address = f"[{opts.host}]:{opts.port}" if ":" in opts.host else f"{opts.host}:{opts.port}"
-    if opts.tls_cert and opts.tls_key:
-        port = server.add_secure_port(address, server_credentials(
-            opts.tls_cert, opts.tls_key, opts.tls_client_ca))
-    else:
-        port = server.add_insecure_port(address)
+    address = opts.address
+    try:
+        if opts.tls_cert and opts.tls_key:
+            port = server.add_secure_port(address, server_credentials(
+                opts.tls_cert, opts.tls_key, opts.tls_client_ca))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's "Failed to bind to address ..."
+        port = 0
     if port == 0:
-        raise SystemExit(f"coordinator: cannot listen on {address} (is the port in use?)")
+        raise AddressError(_cannot_listen(opts.host, opts.port))
+    listening = f"[{opts.host}]:{port}" if ":" in opts.host else f"{opts.host}:{port}"
+    lock.describe(f"listening on {listening}")
+    for warning in opts.warnings(listening):
+        print(f"{_LOUD}\n{warning}\n{_LOUD}", file=sys.stderr, flush=True)
     await server.start()
     for name in service_names[:2] + [""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     # Parseable by scripts and tests that pass --port 0.
-    print(f"sweepd coordinator listening on {opts.host}:{port} (state: {store.path})",
-          flush=True)
+    print(f"sweepd coordinator listening on {listening} (state: {store.path})", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -146,6 +229,53 @@ async def serve(opts: ServeOptions, *, ready: asyncio.Event | None = None) -> No
         await server.stop(SHUTDOWN_GRACE_S)
     finally:
         lease_task.cancel()
-        executor.shutdown(wait=False, cancel_futures=True)
-        store.close()
     print("sweepd coordinator stopped", flush=True)
+
+
+def _cannot_listen(host: str, port: int) -> str:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            socket.getaddrinfo(host, port)
+        except (OSError, UnicodeError):
+            return (f"cannot listen on {address}: {host!r} is not an IP address or a name this"
+                    " machine resolves; pass --host with an address of this machine"
+                    " (127.0.0.1, ::1, 0.0.0.0)")
+    holder = _listener_of(port) if port else None
+    if holder:
+        return (f"cannot listen on {address}: port {port} is in use by {holder}; stop it, or"
+                " pass another --port (0 picks a free one)")
+    return (f"cannot listen on {address}: the port is in use or {host} is not an address of"
+            " this machine; pass another --port (0 picks a free one) or --host")
+
+
+def _listener_of(port: int) -> str | None:
+    """``pid N (command)`` of the process listening on TCP ``port``, where /proc shows it (Linux,
+    a process of this user); None elsewhere."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    # local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+                    if (len(fields) > 9 and fields[3] == "0A"
+                            and int(fields[1].rsplit(":", 1)[1], 16) == port):
+                        inodes.add(f"socket:[{fields[9]}]")
+        except (OSError, ValueError):
+            continue
+    if not inodes:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                return f"pid {pid} ({cmdline[:200]})"
+        except OSError:
+            continue
+    return None

@@ -9,7 +9,7 @@ maths), ``points`` (nesting).
 from __future__ import annotations
 
 from ..errors import ConfigError, Problem
-from .command import WORKER_MACROS, render_command
+from .command import WORKER_MACROS, RenderedArgv, render_argv, render_command
 from .describe import describe
 from .model import MetricSpec, Parameter, ParamPath, Point, SweepConfig, Value
 from .points import nest
@@ -23,11 +23,13 @@ __all__ = [
     "Parameter",
     "Point",
     "Problem",
+    "RenderedArgv",
     "SweepConfig",
     "Value",
     "describe",
     "nest",
     "parse_config",
+    "render_argv",
     "render_command",
     "valid_methods",
 ]

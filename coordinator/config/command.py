@@ -6,8 +6,11 @@ whole-item macros and passes embedded ones (``--lr=${lr}``) literally; sweepd re
 create time, naming the macro, because either way the program would not get the value.
 
 Rendering happens in two places. The coordinator renders ``${program}`` and every ``${args*}``
-macro (:func:`render_command`); the worker resolves the machine-dependent ones
-(:data:`WORKER_MACROS` and ``${envvar:NAME}``, see ``sweepd.client.macros``).
+macro (:func:`render_argv`); the worker resolves the machine-dependent ones
+(:data:`WORKER_MACROS` and ``${envvar:NAME}``, see ``sweepd.client.macros``) in the items that
+came from the template, and only there: the items ``${args*}`` rendered carry parameter values,
+and a value is data, never a macro (``--v=${envvar:HOME}`` reaches the program as written,
+as the value does in ``run.config``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .model import Point, SweepConfig
@@ -124,24 +128,42 @@ def _check_macros(item: str, where: str, out: Collector) -> None:
         out.error(where, f"unknown macro {macro} in command item {item!r}", fix)
 
 
-def render_command(config: SweepConfig, params: Point) -> list[str]:
-    """The argv for one run, with worker-side macros left for the worker.
+@dataclass(frozen=True)
+class RenderedArgv:
+    """A run's argv as the coordinator renders it, and which of its items carry values."""
+
+    argv: list[str]
+    # Indexes of the items an ``${args*}`` macro rendered: the worker must not resolve macros
+    # in them (workers.proto, Assign.literal_argv).
+    literal: tuple[int, ...]
+
+
+def render_argv(config: SweepConfig, params: Point) -> RenderedArgv:
+    """The argv for one run, with worker-side macros left for the worker in template items.
 
     ``${program}`` becomes ``config.program`` (omitted when there is none: such a sweep only runs
     through ``agent(function=...)``, and parsing said so); every ``${args*}`` macro expands from
-    the run's nested config in W&B's order.
+    the run's nested config in W&B's order, and its items are marked literal.
     """
     args = nest(params)
     argv: list[str] = []
+    literal: list[int] = []
     for item in config.command:
         if item == PROGRAM_MACRO:
             if config.program is not None:
                 argv.append(config.program)
         elif item in ARGS_MACROS:
-            argv.extend(ARGS_MACROS[item](args))
+            rendered = ARGS_MACROS[item](args)
+            literal.extend(range(len(argv), len(argv) + len(rendered)))
+            argv.extend(rendered)
         else:
             argv.append(item)
-    return argv
+    return RenderedArgv(argv, tuple(literal))
+
+
+def render_command(config: SweepConfig, params: Point) -> list[str]:
+    """The argv of :func:`render_argv`, without the marks."""
+    return render_argv(config, params).argv
 
 
 def uses_value_macro(command: Sequence[str]) -> bool:

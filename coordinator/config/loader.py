@@ -6,6 +6,11 @@
    the conversion is reported as a notice. A quoted ``"1e-4"`` stays a string.
 2. A key written twice in one mapping silently keeps the last value in PyYAML. Here duplicates
    are found and reported; the last value is still the one used, as in W&B.
+
+Aliases (``*name``) let a few hundred bytes stand for billions of values (an "alias bomb"), and
+a recursive alias for an endless structure. Before anything is constructed, the size of the
+document with every alias expanded is counted, visiting each node once, and a document over
+:data:`MAX_EXPANDED_NODES` or one that contains itself is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ from ..errors import Problem
 # with an exponent and either no dot or an unsigned exponent (``1e-4``, ``3e6``, ``1.0e5``).
 _E_NUMBER = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 _E_NUMBER_TAG = "tag:sweepd.dev,2024:e-number"
+# Nodes (scalars, lists, mappings, keys included) a document may stand for once its aliases are
+# expanded. A config of 1 MiB (limits.MAX_CONFIG_BYTES) written out without aliases has at most
+# about 500,000 ("1," per value); twice that leaves room for anchors in generated configs,
+# while validation of the expanded data stays below a few seconds (off the event loop).
+MAX_EXPANDED_NODES = 1_000_000
+# Notices the reader reports one by one; the rest are counted in one more. Every sweep message
+# carries its notices, so a config of 200,000 `1e5` values must not make each one megabytes.
+MAX_READER_NOTICES = 20
 
 
 @dataclass(frozen=True)
@@ -57,14 +70,22 @@ def load_text(text: str, filename: str | None = None) -> Loaded:
         node = loader.get_single_node()
         if node is None:
             return Loaded(None)
+        _check_expansion(node, where)
         notices: list[str] = []
-        _walk(node, "", notices)
+        _walk(node, "", notices, set())
+        if len(notices) > MAX_READER_NOTICES:
+            more = len(notices) - MAX_READER_NOTICES
+            notices[MAX_READER_NOTICES:] = [
+                f"... and {more} more like these (duplicate keys, e-notation read as numbers)"]
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         json_data = _try_json(text)
         if json_data is not None:
             return Loaded(json_data)
         raise TextError([Problem("", f"{where}not valid YAML: {_one_line(exc)}")]) from exc
+    except RecursionError:  # PyYAML composes recursively: a few hundred levels of [[[...]]]
+        raise TextError([Problem("", f"{where}nested too deeply for a sweep configuration",
+                                 "a parameter is at most a few levels deep")]) from None
     finally:
         loader.dispose()
     return Loaded(data, tuple(notices))
@@ -78,8 +99,60 @@ class TextError(ValueError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
-def _walk(node: yaml.Node, path: str, notices: list[str]) -> None:
-    """Finds duplicate keys and converted e-notation scalars, naming each by its path."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, where: str) -> None:
+    """Refuses a document whose aliases expand it past :data:`MAX_EXPANDED_NODES` or make it
+    contain itself.
+
+    Each distinct node is visited once (an alias is the same node object as its anchor), so
+    the count costs time linear in the text however far the aliases would expand. Iterative,
+    so that nesting depth cannot exhaust the stack.
+    """
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            total = 1 + sum(size[id(child)] for child in _children(node))
+            if total > MAX_EXPANDED_NODES:
+                raise TextError([Problem("", (
+                    f"{where}the document's aliases (*name) expand it to more than"
+                    f" {MAX_EXPANDED_NODES:,} values (MAX_EXPANDED_NODES); refused as an alias"
+                    " bomb"), "write the values out, or repeat anchors less")])
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            line = node.start_mark.line + 1
+            raise TextError([Problem("", (
+                f"{where}the anchor at line {line} (&name) is used inside its own value (*name),"
+                " which would be an endless structure"),
+                "a sweep configuration has no recursive values")])
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+
+
+def _walk(node: yaml.Node, path: str, notices: list[str], seen_nodes: set[int]) -> None:
+    """Finds duplicate keys and converted e-notation scalars, naming each by its path.
+
+    A node reached again through an alias is not walked again: its notices name the path where
+    it was first met, and the walk stays linear in the text.
+    """
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -92,10 +165,10 @@ def _walk(node: yaml.Node, path: str, notices: list[str]) -> None:
                     "is used, as W&B would (YAML keeps the last) - delete the one you did not mean"
                 )
             seen[key] = line
-            _walk(value_node, child, notices)
+            _walk(value_node, child, notices, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, f"{path}[{i}]", notices)
+            _walk(item, f"{path}[{i}]", notices, seen_nodes)
     elif isinstance(node, yaml.ScalarNode) and node.tag == _E_NUMBER_TAG:
         number = float(str(node.value).replace("_", ""))
         notices.append(
