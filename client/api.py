@@ -215,6 +215,15 @@ class Client:
             sweep_id=sweep_id, failed=failed, lost=lost))
         return {"run_ids": list(response.run_ids), "sweep": sweep_to_dict(response.sweep)}
 
+    def importance(self, sweep_id: str) -> dict[str, Any]:
+        """Which parameters matter for the sweep's metric, most important first: ``{"params":
+        [{"param", "importance", "importance_std", "correlation", "kind", "by_value"?}, ...],
+        "runs_used", "model", "model_r2", "notices"}``. Raises ``SweepdClientError``
+        (FAILED_PRECONDITION) while too few runs have finished, saying how many are needed."""
+        response = self._call("GetParamImportance",
+                              sweeps_pb2.GetParamImportanceRequest(sweep_id=sweep_id))
+        return importance_to_dict(response)
+
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:
         return sweep_to_dict(self._call("GetSweep", sweeps_pb2.GetSweepRequest(sweep_id=sweep_id)))
 
@@ -341,3 +350,26 @@ def sweep(config: str | Path | Mapping[str, Any], *, coordinator: str | None = N
     and returns its id (as ``wandb.sweep`` does)."""
     with Client(coordinator) as client:
         return str(client.create_sweep(config)["id"])
+
+
+def _optional(message: Any, name: str) -> float | None:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def importance_to_dict(response: sweeps_pb2.GetParamImportanceResponse) -> dict[str, Any]:
+    params = []
+    for p in response.params:
+        entry: dict[str, Any] = {
+            "param": p.param, "importance": p.importance, "importance_std": p.importance_std,
+            "correlation": _optional(p, "correlation"), "kind": p.kind,
+        }
+        if p.by_value:
+            entry["by_value"] = [
+                {"value": v.value, "correlation": _optional(v, "correlation"), "runs": v.runs}
+                for v in p.by_value
+            ]
+        params.append(entry)
+    return {
+        "params": params, "runs_used": response.runs_used, "model": response.model,
+        "model_r2": _optional(response, "model_r2"), "notices": list(response.notices),
+    }

@@ -223,6 +223,49 @@ def runs(sweep_id: str, client: Client, fmt: str) -> None:
 
 @main.command()
 @click.argument("sweep_id")
+@common_options
+def importance(sweep_id: str, client: Client, fmt: str) -> None:
+    """Which parameters matter for the sweep's metric, over its finished runs.
+
+    IMPORTANCE is each parameter's share of what a model fitted to the runs can predict on runs
+    it did not see (permutation importance on held-out folds; the shares sum to 1), with its
+    spread. CORRELATION is Spearman's rank correlation with the metric; a categorical parameter
+    gets one per value. With --format json: the list of {"param", "importance",
+    "correlation", ...}, most important first.
+
+    \b
+    Example:
+      sweep importance 3f9c2a1b
+      sweep importance 3f9c2a1b --format json
+    """
+    result = client.importance(sweep_id)
+    if fmt == "json":
+        click.echo(to_json(result["params"]))
+        return
+    rows = []
+    for p in result["params"]:
+        share = f"{p['importance']:.3f} ± {p['importance_std']:.3f}"
+        if p["kind"] == "categorical":
+            corr = ", ".join(
+                f"{v['value']} {_signed(v['correlation'])}" for v in p.get("by_value", [])
+            )
+        else:
+            corr = _signed(p["correlation"])
+        rows.append([p["param"], share, corr])
+    click.echo(table(["PARAMETER", "IMPORTANCE", "CORRELATION"], rows))
+    r2 = result["model_r2"]
+    fit = f", held-out R² {r2:.2f}" if r2 is not None else ""
+    click.echo(f"from {result['runs_used']} finished runs ({result['model']}{fit})")
+    for notice in result["notices"]:
+        click.echo(f"note: {notice}")
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+@main.command()
+@click.argument("sweep_id")
 @click.option("--failed", is_flag=True, help="Retry the runs that FAILED.")
 @click.option("--lost", is_flag=True, help="Retry the runs that were LOST (retries used up).")
 @common_options

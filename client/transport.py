@@ -54,7 +54,7 @@ RETRY_MAX_S = 2.0
 # and the ask/report/finish calls, which the coordinator applies once (per client id, per
 # record index, per run attempt). CreateSweep, SetSweepState and RetryRuns are not.
 IDEMPOTENT_METHODS = frozenset({
-    "GetSweep", "ListSweeps", "ListRuns", "GetRun", "ListWorkers",
+    "GetSweep", "ListSweeps", "ListRuns", "GetRun", "ListWorkers", "GetParamImportance",
     "SuggestRun", "ReportMetrics", "FinishRun",
 })
 

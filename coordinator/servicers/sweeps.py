@@ -23,6 +23,7 @@ from .convert import (
     worker_to_proto,
 )
 from .errors import details_of, maps_errors, status_of
+from .importance import importance_response
 
 Context: TypeAlias = grpc.aio.ServicerContext
 # How often `sweep logs --follow` looks for new output: output arrives from the worker every
@@ -105,6 +106,13 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
             run=run_to_proto(run, log_tail=True), history=[record_to_proto(r) for r in history],
             events=[event_to_proto(e) for e in events],
         )
+
+    @maps_errors
+    async def GetParamImportance(self, request: sweeps_pb2.GetParamImportanceRequest,
+                                 context: Context) -> sweeps_pb2.GetParamImportanceResponse:
+        sweep_id = _require(request.sweep_id, "sweep_id")
+        view = self.d.get_sweep(sweep_id)
+        return await importance_response(sweep_id, list(view.runs.values()), view.metric_name)
 
     @maps_errors
     async def RetryRuns(self, request: sweeps_pb2.RetryRunsRequest, context: Context

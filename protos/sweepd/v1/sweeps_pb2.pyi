@@ -24,6 +24,52 @@ SWEEP_ACTION_RESUME: SweepAction
 SWEEP_ACTION_STOP: SweepAction
 SWEEP_ACTION_CANCEL: SweepAction
 
+class GetParamImportanceRequest(_message.Message):
+    __slots__ = ("sweep_id",)
+    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
+    sweep_id: str
+    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
+
+class ValueCorrelation(_message.Message):
+    __slots__ = ("value", "correlation", "runs")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    correlation: float
+    runs: int
+    def __init__(self, value: _Optional[str] = ..., correlation: _Optional[float] = ..., runs: _Optional[int] = ...) -> None: ...
+
+class ParamImportance(_message.Message):
+    __slots__ = ("param", "importance", "importance_std", "correlation", "kind", "by_value")
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_STD_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BY_VALUE_FIELD_NUMBER: _ClassVar[int]
+    param: str
+    importance: float
+    importance_std: float
+    correlation: float
+    kind: str
+    by_value: _containers.RepeatedCompositeFieldContainer[ValueCorrelation]
+    def __init__(self, param: _Optional[str] = ..., importance: _Optional[float] = ..., importance_std: _Optional[float] = ..., correlation: _Optional[float] = ..., kind: _Optional[str] = ..., by_value: _Optional[_Iterable[_Union[ValueCorrelation, _Mapping]]] = ...) -> None: ...
+
+class GetParamImportanceResponse(_message.Message):
+    __slots__ = ("params", "runs_used", "model", "model_r2", "notices")
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_USED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_R2_FIELD_NUMBER: _ClassVar[int]
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    params: _containers.RepeatedCompositeFieldContainer[ParamImportance]
+    runs_used: int
+    model: str
+    model_r2: float
+    notices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, params: _Optional[_Iterable[_Union[ParamImportance, _Mapping]]] = ..., runs_used: _Optional[int] = ..., model: _Optional[str] = ..., model_r2: _Optional[float] = ..., notices: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class RetryRunsRequest(_message.Message):
     __slots__ = ("sweep_id", "failed", "lost")
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]

@@ -100,6 +100,11 @@ class SweepServiceStub:
                 request_serializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.SerializeToString,
                 response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.FromString,
                 _registered_method=True)
+        self.GetParamImportance = channel.unary_unary(
+                '/sweepd.v1.SweepService/GetParamImportance',
+                request_serializer=sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceRequest.SerializeToString,
+                response_deserializer=sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceResponse.FromString,
+                _registered_method=True)
 
 
 class SweepServiceServicer:
@@ -219,6 +224,16 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetParamImportance(self, request, context):
+        """Which parameters matter for the sweep's metric, over its FINISHED runs: each parameter's
+        importance (held-out permutation importance, shares summing to 1, with their spread) and
+        Spearman correlation with the metric. FAILED_PRECONDITION, saying how many runs are
+        needed, while too few runs have finished with the metric; NOT_FOUND for an unknown sweep.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SweepServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +301,11 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.RetryRuns,
                     request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.FromString,
                     response_serializer=sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.SerializeToString,
+            ),
+            'GetParamImportance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParamImportance,
+                    request_deserializer=sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceRequest.FromString,
+                    response_serializer=sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -639,6 +659,33 @@ class SweepService:
             '/sweepd.v1.SweepService/RetryRuns',
             sweepd_dot_v1_dot_sweeps__pb2.RetryRunsRequest.SerializeToString,
             sweepd_dot_v1_dot_sweeps__pb2.RetryRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParamImportance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sweepd.v1.SweepService/GetParamImportance',
+            sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceRequest.SerializeToString,
+            sweepd_dot_v1_dot_sweeps__pb2.GetParamImportanceResponse.FromString,
             options,
             channel_credentials,
             insecure,
