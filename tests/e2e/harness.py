@@ -6,6 +6,7 @@ is a poll with a deadline.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -189,3 +190,25 @@ class Cluster:
 
 def _raise(message: str) -> Any:
     raise AssertionError(message)
+
+
+def fill(disk: Path) -> Path:
+    """Takes every free byte of ``disk``; returns the filler file."""
+    filler = disk / "filler"
+    chunk = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+        for size in (4096, 512, 1):  # the last partial blocks too
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler

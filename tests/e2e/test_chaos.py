@@ -22,7 +22,7 @@ import pytest
 from sweepd.client.api import Client, SweepdClientError
 from sweepd.client.transport import Security
 
-from .harness import Cluster, Process, wait_for
+from .harness import Cluster, Process, fill, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -258,3 +258,64 @@ def test_frozen_worker_past_its_lease_loses_nothing(cluster: Cluster, tmp_path: 
             assert r["reason"].startswith(f"{len(BAD_LINES)} metrics line(s) could not be"
                                           " used"), r
     assert next(r for r in runs if r["id"] == run_id)["attempt"] >= 2
+
+
+# -- a failing store: the coordinator's disk fills up mid-sweep, and it is killed meanwhile -----
+
+STORE_POINTS = 8
+STORE_RECORDS = 60
+
+
+def test_full_disk_and_a_kill_mid_sweep_lose_nothing(small_disk: Path, cluster: Cluster,
+                                                     tmp_path: Path) -> None:
+    """Issue #11 item 1 inside the chaos run: the state directory's filesystem fills while
+    runs report, the coordinator is SIGKILLed while writes are failing, and restarted once
+    space returns. Every point ends FINISHED exactly once with every record it logged."""
+    cluster.start_coordinator("--lease-seconds", str(LEASE_S))
+    train = textwrap.dedent(f'''
+        import time
+        from sweepd.client import run
+
+        a = run.config["a"]
+        for k in range({STORE_RECORDS}):
+            run.log({{"k": k, "a": a}})
+            time.sleep(0.03)
+    ''')
+    config = tmp_path / "grid.yaml"
+    config.write_text(f"program: train.py\nmethod: grid\nparameters:\n"
+                      f"  a: {{values: {list(range(STORE_POINTS))}}}\n")
+    sweep_id = cluster.create(config)
+    workers = []
+    for i in range(2):
+        wd = tmp_path / f"w{i}"
+        wd.mkdir()
+        (wd / "train.py").write_text(train)
+        workers.append(cluster.start_worker("--sweep", sweep_id, "--worker-id", f"w{i}",
+                                            "--slots", "2", workdir=wd))
+    seen = Observer(cluster)
+    wait_for(lambda: seen.finished(sweep_id, 2), DEADLINE_S, 0.05, "2 finished runs")
+    filler = fill(small_disk)
+    try:
+        coordinator = cluster.coordinator
+        assert coordinator is not None
+        wait_for(lambda: "full disk" in coordinator.output(), 60, 0.05,
+                 "a write to fail on the full disk")
+        os.kill(coordinator.pid, signal.SIGKILL)
+        coordinator.wait(10)
+    finally:
+        filler.unlink()
+    cluster.start_coordinator("--lease-seconds", str(LEASE_S), port=cluster.port)
+
+    for w in workers:
+        assert w.wait(DEADLINE_S) == 0, w.output()
+    runs = seen.runs(sweep_id)
+    assert runs is not None and len(runs) == STORE_POINTS
+    assert sorted(r["params"]["a"] for r in runs) == list(range(STORE_POINTS))
+    assert all(r["state"] == "FINISHED" for r in runs), [
+        (r["id"], r["state"], r["attempt"], r["reason"]) for r in runs]
+    with Client(cluster.address, security=Security(token=cluster.token)) as client:
+        for r in runs:
+            history = [(h["index"], h["k"], h["a"])
+                       for h in client.get_run(r["id"], history=True)["history"]]
+            assert history == [(k, k, r["params"]["a"]) for k in range(STORE_RECORDS)], (
+                r["id"], r["attempt"], history)

@@ -7,8 +7,6 @@ stored exactly once and its run ends FINISHED; a refused message never bricks a 
 
 from __future__ import annotations
 
-import errno
-import subprocess
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import grpc
 import pytest
 from sweepd.v1 import workers_pb2, workers_pb2_grpc
 
-from .harness import Cluster, wait_for
+from .harness import Cluster, fill, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,43 +30,6 @@ TRAIN = textwrap.dedent(f'''
         run.log({{"loss": 1000.0 * run.config["a"] + i, "i": i}})
         time.sleep(float(os.environ.get("TRAIN_PAUSE", "0.02")))
 ''')
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs, torn down after the cluster (requested before it)."""
-    where = tmp_path / "state"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def fill(disk: Path) -> Path:
-    """Takes every free byte of ``disk``; returns the filler file."""
-    filler = disk / "filler"
-    chunk = b"\0" * 65536
-    with open(filler, "wb", buffering=0) as f:
-        while True:
-            try:
-                f.write(chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                break
-        for size in (4096, 512, 1):  # the last partial blocks too
-            try:
-                while True:
-                    f.write(b"\0" * size)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    return filler
 
 
 def test_a_full_disk_loses_no_record(small_disk: Path, cluster: Cluster,
