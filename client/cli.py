@@ -14,6 +14,7 @@ import functools
 import json
 import re
 import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,16 @@ import grpc
 
 from .api import Client, SweepdClientError
 from .format import cell_text, duration, table, to_json, when
+from .runs_view import (
+    RunsViewError,
+    SortKey,
+    check_metrics,
+    flatten,
+    param_names,
+    parse_sort,
+    sort_runs,
+    to_csv,
+)
 from .transport import Security, coordinator_address
 from .validate import validate_command
 
@@ -43,13 +54,22 @@ EXIT_UNREACHABLE = 3
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def common_options(func: F) -> F:
-    """--coordinator and --format on every command, and errors turned into exit codes."""
+def common_options(func: F | None = None, *, formats: tuple[str, ...] = ("table", "json")
+                   ) -> Any:
+    """--coordinator and --format on every command, and errors turned into exit codes.
 
+    ``@common_options`` offers table and json; ``@common_options(formats=...)`` others too."""
+    if func is None:
+        return functools.partial(_with_common_options, formats=formats)
+    return _with_common_options(func, formats=formats)
+
+
+def _with_common_options(func: F, *, formats: tuple[str, ...]) -> F:
     @click.option("--coordinator", metavar="HOST:PORT", default=None,
                   help="Coordinator address [default: $SWEEPD_COORDINATOR or 127.0.0.1:50051]")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                  show_default=True, help="Output for people (table) or programs (json).")
+    @click.option("--format", "fmt", type=click.Choice(list(formats)), default="table",
+                  show_default=True, help="Output for people (table) or programs ("
+                  + ", ".join(f for f in formats if f != "table") + ").")
     @click.option("--token", default=None, help="The coordinator's token [default:"
                   " $SWEEPD_TOKEN, else the token file in the default state dir].")
     @click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -202,23 +222,74 @@ def show(sweep_id: str, client: Client, fmt: str) -> None:
 
 @main.command()
 @click.argument("sweep_id")
-@common_options
-def runs(sweep_id: str, client: Client, fmt: str) -> None:
-    """List a sweep's runs with their parameters, state and metric."""
-    run_list = client.runs(sweep_id)
+@click.option("--sort", "sort_key", metavar="KEY", default=None,
+              help="Sort by a parameter (dotted path for nested ones), a logged metric or a run"
+              " field (state, created, ...); prefix '-' for descending. Runs without the value"
+              " come last.")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Only the first N runs (with no --sort: the N best by the sweep's metric).")
+@click.option("--metrics", default="", metavar="A,B",
+              help="Also show these logged metrics (their last value), comma-separated.")
+@common_options(formats=("table", "json", "csv"))
+def runs(sweep_id: str, sort_key: str | None, top: int | None, metrics: str, client: Client,
+         fmt: str) -> None:
+    """List a sweep's runs with their parameters, state and metric.
+
+    A column per parameter when the terminal is wide enough, else one PARAMS column;
+    --format csv always has a column per parameter and per metric.
+
+    \b
+    Examples:
+      sweep runs 3f9c2a1b --top 5
+      sweep runs 3f9c2a1b --sort -accuracy --metrics loss,epoch
+      sweep runs 3f9c2a1b --format csv > runs.csv
+    """
+    run_list: list[dict[str, Any]] = client.runs(sweep_id)
+    sweep_info = client.get_sweep(sweep_id)
+    metric = sweep_info["metric"]
+    metric_name = metric["name"] if metric else None
+    extra = [m.strip() for m in metrics.split(",") if m.strip()]
+    try:
+        if sort_key is not None:
+            run_list = sort_runs(run_list, parse_sort(sort_key, run_list, metric_name))
+        elif top is not None and metric:
+            best_first = SortKey("metric", metric_name or "", metric["goal"] == "maximize")
+            run_list = sort_runs(run_list, best_first)
+    except RunsViewError as exc:
+        raise click.UsageError(str(exc)) from None
+    if top is not None:
+        run_list = run_list[:top]
+    for notice in check_metrics(extra, run_list):
+        click.echo(f"note: {notice}", err=True)
     if fmt == "json":
         click.echo(to_json(run_list))
         return
-    metric = client.get_sweep(sweep_id)["metric"]
-    metric_name = metric["name"] if metric else None
-    rows = []
-    for r in run_list:
-        value = r["summary"].get(metric_name) if metric_name else None
-        reason = r["reason"] or (f"exit {r['exit_code']}" if r["exit_code"] else "")
-        rows.append([r["id"], r["state"], cell_text(r["params"]), value,
-                     duration(r["started_at"], r["ended_at"]), r["worker_id"] or "-", reason])
-    headers = ["RUN", "STATE", "PARAMS", metric_name or "METRIC", "TIME", "WORKER", "REASON"]
-    click.echo(table(headers, rows))
+    if fmt == "csv":
+        click.echo(to_csv(run_list, metric_name, extra), nl=False)
+        return
+    metric_columns = list(dict.fromkeys(([metric_name] if metric_name else []) + extra))
+    params = param_names(run_list)
+
+    def rows(per_param: bool) -> list[list[Any]]:
+        out = []
+        for r in run_list:
+            reason = r["reason"] or (f"exit {r['exit_code']}" if r["exit_code"] else "")
+            flat = flatten(r["params"])
+            shown = [flat.get(p) for p in params] if per_param else [cell_text(r["params"])]
+            out.append([r["id"], r["state"], *shown,
+                        *(r["summary"].get(m) for m in metric_columns),
+                        duration(r["started_at"], r["ended_at"]), r["worker_id"] or "-",
+                        reason])
+        return out
+
+    tail = ["TIME", "WORKER", "REASON"]
+    heads = [*(metric_columns or ["METRIC"])]
+    wide = table(["RUN", "STATE", *params, *heads, *tail], rows(True))
+    width = shutil.get_terminal_size((100, 24)).columns
+    if max((len(line) for line in wide.splitlines()), default=0) <= width:
+        click.echo(wide)
+    else:
+        click.echo(table(["RUN", "STATE", "PARAMS", *heads, *tail], rows(False)))
 
 
 @main.command()

@@ -24,13 +24,23 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def cell_text(value: Any) -> str:
+    """One table cell. User values (parameters, reasons) are shown as text: a newline or an
+    escape sequence in them must not break the table or drive the terminal."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, dict):
         return ",".join(f"{k}={cell_text(v)}" for k, v in value.items())
-    return str(value)
+    return printable(str(value))
+
+
+def printable(text: str) -> str:
+    """Control characters (newlines, ESC, ...) as their escapes, the rest unchanged."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def when(t: float | None) -> str:

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from sweepd.coordinator.analysis import NotEnoughRuns, RunPoint, flatten, param_importance
 
 
