@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 from sweepd.client.transport import Security, coordinator_address
 
-from .daemon import DEFAULT_FAILURE_BACKOFF_S, DEFAULT_QUEUE, Worker, WorkerOptions
+from .daemon import DEFAULT_QUEUE, Worker, WorkerOptions
+from .flapping import DEFAULT_FAILURE_BACKOFF_S
 from .gpus import GpuAllocator, GpuError, resolve_gpus
 from .runner import DEFAULT_STOP_GRACE_S
 

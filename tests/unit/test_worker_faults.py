@@ -12,7 +12,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sweepd.v1 import common_pb2, workers_pb2
-from sweepd.worker.daemon import Worker, WorkerOptions, _ts
+from sweepd.worker.daemon import Worker, WorkerOptions
+from sweepd.worker.messages import RunFinished
+from sweepd.worker.protocol import order_from_wire, to_wire
+from sweepd.worker.protocol import timestamp as _ts
 from sweepd.worker.runner import (
     MAX_BAD_LINES_NOTED,
     MAX_TIMESTAMP_S,
@@ -175,8 +178,8 @@ class _FakeProcess:
 
 
 def _worker_holding(tmp_path: Path, *attempts: int) -> tuple[Worker, list[tuple[str, int]]]:
-    from sweepd.worker.daemon import _Held
     from sweepd.worker.runner import OutputFollower
+    from sweepd.worker.supervision import HeldRun as _Held
 
     worker = Worker(WorkerOptions(coordinator="127.0.0.1:1", workdir=tmp_path))
     stopped: list[tuple[str, int]] = []
@@ -223,7 +226,7 @@ class _FakeCall:
 
 def _welcome_stops(worker: Worker, welcome: workers_pb2.Welcome) -> None:
     call = _FakeCall(welcome)
-    assert asyncio.run(worker._session(call))
+    assert asyncio.run(worker.connection.session(call))
     hello = call.written[0].hello
     assert [(h.run_id, h.attempt) for h in hello.held_runs] == sorted(worker.held)
 
@@ -248,8 +251,8 @@ def test_a_welcome_stops_only_the_attempt_it_names(tmp_path: Path) -> None:
 
 def test_an_acknowledged_end_forgets_only_its_own_attempt(tmp_path: Path) -> None:
     worker, _ = _worker_holding(tmp_path, 1, 2)
-    worker._forget_if_finished(workers_pb2.WorkerMessage(
-        run_finished=workers_pb2.RunFinished(run_id="r-1", attempt=1)))
+    worker._forget_if_finished(RunFinished(run_id="r-1", attempt=1, state="FINISHED",
+                                           reason="", time=0.0))
     assert list(worker.held) == [("r-1", 2)]
 
 
@@ -268,15 +271,15 @@ def test_count_one_waits_for_the_run_it_just_took(tmp_path: Path) -> None:
                 await asyncio.sleep(0)
             await asyncio.sleep(0.2)
             events.append("started")
-            worker._send(run_finished=workers_pb2.RunFinished(run_id=spec.run_id,
-                                                              attempt=spec.attempt))
-            worker._ack_up_to(worker._seq)
+            worker._send(RunFinished(run_id=spec.run_id, attempt=spec.attempt,
+                                     state="FINISHED", reason="", time=0.0))
+            worker._ack_up_to(worker.outbox.last_seq)
 
         worker._run_started = slow_start
         until = asyncio.ensure_future(worker._until_done())
         await asyncio.sleep(0)
-        worker._on_coordinator_message(workers_pb2.CoordinatorMessage(
-            assign=workers_pb2.Assign(run_id="r-1", sweep_id="r", attempt=1)))
+        worker.on_order(order_from_wire(workers_pb2.CoordinatorMessage(
+            assign=workers_pb2.Assign(run_id="r-1", sweep_id="r", attempt=1))))
         await asyncio.wait_for(until, 10)
         events.append("left")
         return events, worker.draining
@@ -298,15 +301,15 @@ def test_a_failure_while_supervising_ends_the_run_failed_and_kills_it(
 
     async def scenario() -> tuple[list[workers_pb2.WorkerMessage], int]:
         worker = Worker(WorkerOptions(coordinator="127.0.0.1:1", workdir=tmp_path))
-        worker._on_coordinator_message(workers_pb2.CoordinatorMessage(assign=workers_pb2.Assign(
-            run_id="r-1", sweep_id="r", attempt=1,
-            argv=[sys.executable, "-c", "import time; time.sleep(60)"])))
+        worker.on_order(order_from_wire(workers_pb2.CoordinatorMessage(
+            assign=workers_pb2.Assign(run_id="r-1", sweep_id="r", attempt=1,
+                                      argv=[sys.executable, "-c", "import time; time.sleep(60)"]))))
         task = next(iter(worker._tasks))
         await asyncio.wait_for(task, 20)
         (held,) = worker.held.values()
         assert held.running.process is not None
         code = await asyncio.wait_for(held.running.process.wait(), 10)
-        return list(worker._unacked.values()), code
+        return [to_wire(event, seq) for seq, event in worker.outbox.unacked()], code
 
     sent, code = asyncio.run(scenario())
     assert code < 0  # killed, not left running

@@ -1,0 +1,133 @@
+"""Following one started run: its metrics and output as they are written, and its end.
+
+The daemon decides which runs to start and what their ends mean for the worker; this module
+turns what a running program writes into the reports the coordinator gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .messages import Event, MetricBatch, RunFinished, RunKey, RunOutput
+from .runner import (
+    LOG_TAIL_BYTES,
+    MAX_RECORDS_PER_BATCH,
+    METRICS_POLL_S,
+    OUTPUT_POLL_S,
+    MetricsFollower,
+    Outcome,
+    OutputFollower,
+    RunningRun,
+    read_tail,
+)
+
+log = logging.getLogger("sweepd.worker")
+
+# A reason the worker sends stays well under the coordinator's text limit (4096): a report
+# refused for its size would leave the run without an end.
+MAX_REASON_CHARS = 1000
+
+
+@dataclass
+class HeldRun:
+    """A run this worker started, kept until the coordinator acknowledged its end."""
+
+    running: RunningRun
+    follower: MetricsFollower
+    output: OutputFollower
+    done: bool = False  # its RunFinished is queued; kept until acknowledged
+
+    @classmethod
+    def following(cls, running: RunningRun) -> HeldRun:
+        return cls(running=running, follower=MetricsFollower(running.run_dir / "metrics.jsonl"),
+                   output=OutputFollower(running.run_dir / "output.log"))
+
+    @property
+    def key(self) -> RunKey:
+        return self.running.spec.run_id, self.running.spec.attempt
+
+
+class Reporter:
+    """Sends what runs write: metrics as events (kept until acknowledged), output best
+    effort (the final tail travels with RunFinished)."""
+
+    def __init__(self, send_event: Callable[[Event], None],
+                 send_output: Callable[[RunOutput], None]) -> None:
+        self.send_event = send_event
+        self.send_output = send_output
+
+    async def follow(self, held: HeldRun, exited: Awaitable[Outcome]) -> Outcome:
+        """Reports metrics and output until ``exited`` is done, then the last of them."""
+        waiter = asyncio.ensure_future(exited)
+        try:
+            loop = asyncio.get_running_loop()
+            next_output = loop.time() + OUTPUT_POLL_S
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=METRICS_POLL_S)
+                self.metrics(held, final=False)
+                if loop.time() >= next_output:
+                    self.output(held)
+                    next_output = loop.time() + OUTPUT_POLL_S
+        except BaseException:
+            waiter.cancel()
+            raise
+        self.metrics(held, final=True)
+        self.output(held)
+        return waiter.result()
+
+    def output(self, held: HeldRun) -> None:
+        data = held.output.read_new()
+        if data:
+            run_id, attempt = held.key
+            self.send_output(RunOutput(run_id=run_id, attempt=attempt, data=data))
+
+    def metrics(self, held: HeldRun, *, final: bool) -> None:
+        records = held.follower.read_new(final=final)
+        run_id, attempt = held.key
+        bad = held.follower.take_bad()
+        if bad:
+            # Into the run's own output (so `sweep logs` shows it beside the program's lines)
+            # and the worker's log; the count and the first one also go in its end reason.
+            notes = [f"sweepd: {held.follower.path.name} line {b.number} ignored: {b.why}"
+                     for b in bad]
+            for note in notes:
+                log.warning("run %s: %s", run_id, note.removeprefix("sweepd: "))
+            with contextlib.suppress(OSError):  # a courtesy: never worth ending the run for
+                append_output(held.running.run_dir, "\n".join(notes))
+        for start in range(0, len(records), MAX_RECORDS_PER_BATCH):
+            self.send_event(MetricBatch(run_id=run_id, attempt=attempt,
+                                        records=records[start:start + MAX_RECORDS_PER_BATCH]))
+
+
+def end_reason(held: HeldRun, outcome: Outcome) -> str:
+    """The outcome's reason, and how many metrics lines could not be used, if any."""
+    follower = held.follower
+    if not (follower.bad_lines and follower.first_bad is not None):
+        return outcome.reason
+    first = follower.first_bad
+    note = (f"{follower.bad_lines} metrics line(s) could not be used (first: line"
+            f" {first.number}: {first.why})")
+    return f"{outcome.reason}; {note}" if outcome.reason else note
+
+
+def finished(held: HeldRun, outcome: Outcome, reason: str) -> RunFinished:
+    run_id, attempt = held.key
+    return RunFinished(run_id=run_id, attempt=attempt, state=outcome.state,
+                       reason=clip(reason), time=outcome.time, exit_code=outcome.exit_code,
+                       log_tail=read_tail(held.running.run_dir / "output.log", LOG_TAIL_BYTES))
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    text = text.encode("utf-8", errors="replace").decode("utf-8")  # no lone surrogates
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def append_output(run_dir: Path, text: str) -> None:
+    # Appending beside the program is safe: both write with O_APPEND, a line at a time.
+    with open(run_dir / "output.log", "a", encoding="utf-8", errors="replace") as f:
+        f.write(text + "\n")
