@@ -41,20 +41,28 @@ def sweep_config(method: str, parameters: Mapping[str, Any], seed: int = 0) -> d
     }
 
 
+def sweepd_config(method: str, parameters: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The sweep as a sweepd user would write it: with sweepd's own ``seed`` key."""
+    return {**sweep_config(method, parameters, seed), "seed": seed}
+
+
 class SweepdOptimizer:
-    """sweepd's pure ``suggest``; the whole history is passed on every call (no state)."""
+    """sweepd's pure ``suggest``; the whole history is passed on every call (no state), with
+    the generator the coordinator would make for the call (the config's ``seed`` and the
+    number of runs so far)."""
 
     def __init__(self, method: str, parameters: Mapping[str, Any], seed: int) -> None:
         from sweepd.coordinator.config import parse_config
-        from sweepd.coordinator.search import METHODS
+        from sweepd.coordinator.search import METHODS, rng_for
 
-        self.config = parse_config(sweep_config(method, parameters, seed))
+        self.config = parse_config(sweepd_config(method, parameters, seed))
         self.fn = METHODS[method]
-        self.rng = np.random.default_rng(seed)
+        self.rng_for = rng_for
         self.trials: list[Any] = []
 
     def ask(self) -> dict[str, Any]:
-        s = self.fn(self.config, self.trials, self.rng)
+        rng = self.rng_for(self.config, "bench", len(self.trials))
+        s = self.fn(self.config, self.trials, rng)
         assert s is not None
         return {".".join(path): v for path, v in s.params.items()}
 

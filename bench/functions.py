@@ -9,6 +9,7 @@ noisy variants, a noise level. Implemented here from their published definitions
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,19 @@ import numpy as np
 Objective = Callable[[Mapping[str, Any]], float]
 
 
+# Function families, for the per-family table in search_quality.py.
+FAMILIES = (
+    "smooth",  # few local minima, well scaled
+    "multimodal",  # many local minima of similar size
+    "rugged",  # minima at every scale, or a surface with kinks everywhere
+    "plateau",  # flat steps: no gradient almost anywhere
+    "boundary",  # the optimum on a face or corner of the box
+    "conditioned",  # one direction matters 10^2-10^6 times more than another
+    "noisy",  # the reported value carries Gaussian noise
+    "mixed",  # ints and categoricals beside continuous parameters
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     name: str
@@ -25,6 +39,7 @@ class Problem:
     objective: Objective  # noise-free
     f_min: float
     noise_std: float = 0.0
+    family: str = "smooth"
 
     def observe(self, params: Mapping[str, Any], rng: np.random.Generator) -> float:
         """What a run reports: the objective plus Gaussian noise for the noisy variants."""
@@ -189,6 +204,168 @@ def lopsided_mlp(p: Mapping[str, Any]) -> float:
     )
 
 
+# ---------------------------------------------------------------------------------------
+# d = 5 functions on [-5, 5]^5 in the style of the standard black-box suites: each is shifted
+# so that its optimum is off the centre and off any grid a method might favour. Written from
+# their textbook definitions (no rotations: axis-aligned variants).
+
+D5 = 5
+
+
+def _shift(name: str, d: int = D5, spread: float = 4.0) -> np.ndarray:
+    """A fixed optimum location in [-spread, spread]^d, different for every function."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return rng.uniform(-spread, spread, d)
+
+
+_SLOPE_SIGN = np.sign(_shift("linear_slope"))
+_SLOPE_W = 10.0 ** (np.arange(D5) / (D5 - 1))
+
+
+def linear_slope(p: Mapping[str, Any]) -> float:
+    """A plane rising away from one corner of the box: the optimum is that corner."""
+    x = _vec(p, D5)
+    return float(np.sum(_SLOPE_W * (5.0 - _SLOPE_SIGN * x)))
+
+
+# Three coordinates of the unconstrained optimum lie outside the box: the constrained one is on
+# an edge, the distance to it is the floor of the function.
+_FACE_O = np.array([6.5, -7.0, 1.2, -0.4, 5.8])
+_FACE_W = np.array([1.0, 2.0, 1.0, 3.0, 1.0])
+
+
+def boundary_sphere(p: Mapping[str, Any]) -> float:
+    x = _vec(p, D5)
+    return float(np.sum(_FACE_W * (x - _FACE_O) ** 2))
+
+
+_STEP_O = _shift("step_ellipsoid")
+_STEP_W = 10.0 ** (2.0 * np.arange(D5) / (D5 - 1))
+
+
+def step_ellipsoid(p: Mapping[str, Any]) -> float:
+    """An ellipsoid of plateaus: each coordinate counts only in whole steps of 0.5."""
+    z = _vec(p, D5) - _STEP_O
+    return float(np.sum(_STEP_W * (np.round(2.0 * z) / 2.0) ** 2))
+
+
+_PLATEAU_O = _shift("plateau_sphere")
+
+
+def plateau_sphere(p: Mapping[str, Any]) -> float:
+    """A sphere cut into flat unit terraces."""
+    z = _vec(p, D5) - _PLATEAU_O
+    return float(math.floor(np.sum(z * z)))
+
+
+_RIDGE_O = _shift("sharp_ridge")
+
+
+def sharp_ridge(p: Mapping[str, Any]) -> float:
+    """A ridge with a kink along its whole length: one coordinate smooth, the rest a cone 100×
+    steeper."""
+    z = _vec(p, D5) - _RIDGE_O
+    return float(z[0] ** 2 + 100.0 * math.sqrt(float(np.sum(z[1:] ** 2))))
+
+
+_SECTOR_O = _shift("attractive_sector")
+
+
+def attractive_sector(p: Mapping[str, Any]) -> float:
+    """Steep (100×) on the side of each coordinate facing away from the centre, gentle on the
+    other: the optimum sits at the corner of a narrow sector."""
+    z = _vec(p, D5) - _SECTOR_O
+    s = np.where(z * _SECTOR_O > 0, 100.0, 1.0)
+    return float(np.sum((s * z) ** 2) ** 0.9)
+
+
+_ELL_O = _shift("ellipsoid")
+_ELL_W = 10.0 ** (6.0 * np.arange(D5) / (D5 - 1))
+
+
+def ellipsoid(p: Mapping[str, Any]) -> float:
+    """Condition number 10^6 along the axes."""
+    z = _vec(p, D5) - _ELL_O
+    return float(np.sum(_ELL_W * z * z))
+
+
+_SCHAFFER_O = _shift("schaffer7")
+
+
+def schaffer7(p: Mapping[str, Any]) -> float:
+    """Schaffer's F7: concentric ripples whose frequency grows towards the optimum."""
+    z = _vec(p, D5) - _SCHAFFER_O
+    s = np.sqrt(z[:-1] ** 2 + z[1:] ** 2)
+    terms = np.sqrt(s) + np.sqrt(s) * np.sin(50.0 * s**0.2) ** 2
+    return float(np.mean(terms) ** 2)
+
+
+_KATSUURA_O = _shift("katsuura")
+_KATSUURA_J = 2.0 ** np.arange(1, 21)
+
+
+def katsuura(p: Mapping[str, Any]) -> float:
+    """Katsuura's function: a product of sawtooth sums, continuous and nowhere smooth."""
+    z = _vec(p, D5) - _KATSUURA_O
+    prod = 1.0
+    for i in range(D5):
+        t = _KATSUURA_J * z[i]
+        saw = float(np.sum(np.abs(t - np.round(t)) / _KATSUURA_J))
+        prod *= (1.0 + (i + 1) * saw) ** (10.0 / D5**1.2)
+    return 10.0 / D5**2 * (prod - 1.0)
+
+
+def _gallagher_peaks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(zlib.crc32(b"gallagher"))
+    n = 21
+    centres = rng.uniform(-4.0, 4.0, (n, D5))
+    heights = np.concatenate([[10.0], 1.1 + 8.0 * np.arange(n - 1) / (n - 2)])
+    # Each peak is an axis-aligned ellipsoid of condition up to 1000 (the global one 10^1.5).
+    cond = np.concatenate([[10**1.5], 10 ** rng.uniform(0, 3, n - 1)])
+    widths = np.array([rng.permutation(c ** (np.arange(D5) / (D5 - 1) - 0.5)) for c in cond])
+    return centres, heights, widths
+
+
+_GAL_C, _GAL_H, _GAL_W = _gallagher_peaks()
+
+
+def gallagher(p: Mapping[str, Any]) -> float:
+    """Gallagher's Gaussian peaks: 21 local optima of random position, height and shape."""
+    x = _vec(p, D5)
+    q = np.sum(_GAL_W * (x - _GAL_C) ** 2, axis=1) / (2.0 * D5)
+    return float((10.0 - np.max(_GAL_H * np.exp(-q))) ** 2)
+
+
+def schwefel(p: Mapping[str, Any]) -> float:
+    """Schwefel's function: the best minimum lies near the edge, far from the second best."""
+    x = _vec(p, D5)
+    return float(418.9828872724338 * D5 - np.sum(x * np.sin(np.sqrt(np.abs(x)))))
+
+
+def int_quadratic(p: Mapping[str, Any]) -> float:
+    """Issue #12's stuck problem: a bowl over one continuous and one integer parameter."""
+    return (float(p["x"]) - 0.3) ** 2 + (int(p["y"]) - 2) ** 2
+
+
+# Each architecture has its own best depth, learning rate and width, and its own floor.
+_ARCH = {
+    "mlp": (3, -2.5, 7.0, 0.3),
+    "cnn": (8, -3.0, 6.0, 0.0),
+    "rnn": (5, -3.5, 8.0, 0.45),
+    "transformer": (11, -3.8, 9.0, 0.1),
+}
+
+
+def mixed_arch(p: Mapping[str, Any]) -> float:
+    depth_opt, lr_opt, width_opt, floor = _ARCH[p["arch"]]
+    return (
+        floor
+        + 0.05 * (int(p["depth"]) - depth_opt) ** 2
+        + (math.log10(float(p["lr"])) - lr_opt) ** 2
+        + 0.1 * (math.log2(int(p["width"])) - width_opt) ** 2
+    )
+
+
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in [
@@ -197,30 +374,50 @@ PROBLEMS: dict[str, Problem] = {
             {"x0": _box(["x0"], -5, 10)["x0"], "x1": _box(["x1"], 0, 15)["x1"]},
             branin,
             0.397887,
+            family="smooth",
         ),
         Problem(
             "six_hump_camel",
             {"x0": _box(["x0"], -3, 3)["x0"], "x1": _box(["x1"], -2, 2)["x1"]},
             six_hump_camel,
             -1.031628,
+            family="smooth",
         ),
-        Problem("goldstein_price", _box(_names(2), -2, 2), goldstein_price, 3.0),
-        Problem("hartmann3", _box(_names(3), 0, 1), hartmann3, -3.86278),
-        Problem("hartmann6", _box(_names(6), 0, 1), hartmann6, -3.32237),
-        Problem("rosenbrock4", _box(_names(4), -5, 10), rosenbrock4, 0.0),
-        Problem("ackley5", _box(_names(5), -5, 10), ackley5, 0.0),
-        Problem("levy6", _box(_names(6), -10, 10), levy6, 0.0),
-        Problem("rastrigin4", _box(_names(4), -4, 5.12), rastrigin4, 0.0),
-        Problem("styblinski_tang5", _box(_names(5), -5, 5), styblinski_tang5, -39.16617 * 5),
-        Problem("michalewicz5", _box(_names(5), 0, math.pi), michalewicz5, -4.687658),
+        Problem(
+            "goldstein_price", _box(_names(2), -2, 2), goldstein_price, 3.0, family="conditioned"
+        ),
+        Problem("hartmann3", _box(_names(3), 0, 1), hartmann3, -3.86278, family="smooth"),
+        Problem("hartmann6", _box(_names(6), 0, 1), hartmann6, -3.32237, family="multimodal"),
+        Problem("rosenbrock4", _box(_names(4), -5, 10), rosenbrock4, 0.0, family="conditioned"),
+        Problem("ackley5", _box(_names(5), -5, 10), ackley5, 0.0, family="multimodal"),
+        Problem("levy6", _box(_names(6), -10, 10), levy6, 0.0, family="multimodal"),
+        Problem("rastrigin4", _box(_names(4), -4, 5.12), rastrigin4, 0.0, family="rugged"),
+        Problem(
+            "styblinski_tang5",
+            _box(_names(5), -5, 5),
+            styblinski_tang5,
+            -39.16617 * 5,
+            family="multimodal",
+        ),
+        Problem(
+            "michalewicz5", _box(_names(5), 0, math.pi), michalewicz5, -4.687658, family="rugged"
+        ),
         Problem(
             "noisy_branin",
             {"x0": _box(["x0"], -5, 10)["x0"], "x1": _box(["x1"], 0, 15)["x1"]},
             branin,
             0.397887,
             noise_std=2.0,
+            family="noisy",
         ),
-        Problem("noisy_hartmann6", _box(_names(6), 0, 1), hartmann6, -3.32237, noise_std=0.1),
+        Problem(
+            "noisy_hartmann6",
+            _box(_names(6), 0, 1),
+            hartmann6,
+            -3.32237,
+            noise_std=0.1,
+            family="noisy",
+        ),
         Problem(
             "int_styblinski",
             {
@@ -230,6 +427,7 @@ PROBLEMS: dict[str, Problem] = {
             int_styblinski,
             # per coordinate: f(-3) = -39 at the integer optimum, -39.166 at x = -2.9035
             0.5 * 3 * ((-3) ** 4 - 16 * 9 - 15) - 39.16617 * 2,
+            family="mixed",
         ),
         Problem(
             "categorical_mix",
@@ -241,6 +439,7 @@ PROBLEMS: dict[str, Problem] = {
             },
             categorical_mix,
             -0.05,
+            family="mixed",
         ),
         Problem(
             "lr_wd",
@@ -252,6 +451,7 @@ PROBLEMS: dict[str, Problem] = {
             },
             lr_wd,
             0.2,
+            family="mixed",
         ),
         Problem(
             "lopsided_mlp",
@@ -262,6 +462,60 @@ PROBLEMS: dict[str, Problem] = {
             },
             lopsided_mlp,
             0.0,
+            family="mixed",
+        ),
+        Problem("linear_slope", _box(_names(D5), -5, 5), linear_slope, 0.0, family="boundary"),
+        Problem(
+            "boundary_sphere",
+            _box(_names(D5), -5, 5),
+            boundary_sphere,
+            float(np.sum(_FACE_W * (np.clip(_FACE_O, -5, 5) - _FACE_O) ** 2)),
+            family="boundary",
+        ),
+        Problem("schwefel", _box(_names(D5), -500, 500), schwefel, 0.0, family="boundary"),
+        Problem("step_ellipsoid", _box(_names(D5), -5, 5), step_ellipsoid, 0.0, family="plateau"),
+        Problem("plateau_sphere", _box(_names(D5), -5, 5), plateau_sphere, 0.0, family="plateau"),
+        Problem("ellipsoid", _box(_names(D5), -5, 5), ellipsoid, 0.0, family="conditioned"),
+        Problem("sharp_ridge", _box(_names(D5), -5, 5), sharp_ridge, 0.0, family="conditioned"),
+        Problem(
+            "attractive_sector",
+            _box(_names(D5), -5, 5),
+            attractive_sector,
+            0.0,
+            family="conditioned",
+        ),
+        Problem("schaffer7", _box(_names(D5), -5, 5), schaffer7, 0.0, family="rugged"),
+        Problem("katsuura", _box(_names(D5), -5, 5), katsuura, 0.0, family="rugged"),
+        Problem("gallagher", _box(_names(D5), -5, 5), gallagher, 0.0, family="multimodal"),
+        Problem(
+            "noisy_ellipsoid",
+            _box(_names(D5), -5, 5),
+            ellipsoid,
+            0.0,
+            noise_std=10.0,
+            family="noisy",
+        ),
+        Problem(
+            "int_quadratic",
+            {
+                "x": {"distribution": "uniform", "min": -5.0, "max": 5.0},
+                "y": {"distribution": "int_uniform", "min": -5, "max": 5},
+            },
+            int_quadratic,
+            0.0,
+            family="mixed",
+        ),
+        Problem(
+            "mixed_arch",
+            {
+                "arch": {"values": list(_ARCH)},
+                "depth": {"distribution": "int_uniform", "min": 1, "max": 16},
+                "lr": {"distribution": "log_uniform_values", "min": 1e-6, "max": 1e-1},
+                "width": {"values": [16, 32, 64, 128, 256, 512, 1024]},
+            },
+            mixed_arch,
+            0.0,
+            family="mixed",
         ),
     ]
 }

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sweepd.client.transport import CHANNEL_OPTIONS
+from sweepd.common.transport import CHANNEL_OPTIONS
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
 # Client processes hosting the simulated workers: enough to spread their CPU, few enough to

@@ -2,7 +2,7 @@
 
 Run (from the repository root, after ``bench/README.md``'s one-time set-up)::
 
-    bench/.venv/bin/python bench/search_quality.py                   # full: 16 functions × 10 seeds
+    bench/.venv/bin/python bench/search_quality.py                   # full: 31 functions × 10 seeds
     bench/.venv/bin/python bench/search_quality.py --seeds 3 --budget 30 --functions branin,lr_wd
     bench/.venv/bin/python bench/search_quality.py --cache /tmp/q.json --fresh bayes  # reuse
 
@@ -29,8 +29,8 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
-from common import make_optimizer
-from functions import PROBLEMS
+from common import COMPETITORS, make_optimizer
+from functions import FAMILIES, PROBLEMS
 
 DEFAULT_METHODS = ("bayes", "sobol", "wandb_bayes", "optuna_tpe", "optuna_gp", "random")
 # Slow methods first so that the pool's tail is made of short tasks.
@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
         " appended to (competitors do not change while sweepd's methods are iterated on)",
     )
     ap.add_argument("--fresh", default="", help="methods to recompute even if cached")
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="print the tables from --cache only, running nothing (missing results are shown"
+        " as such)",
+    )
     args = ap.parse_args(argv)
     fnames = [f for f in args.functions.split(",") if f]
     methods = [m for m in args.methods.split(",") if m]
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     fresh = set(args.fresh.split(","))
     cached = [t for t in tasks if _key(t) in cache and t[1] not in fresh]
     tasks = [t for t in tasks if t not in cached]
+    if args.report:
+        tasks = []
     print(
         f"search quality: {len(fnames)} functions × {len(methods)} methods × {args.seeds} seeds,"
         f" budget {args.budget}, {args.jobs} processes",
@@ -141,7 +149,11 @@ def print_tables(
     seeds: int,
     budget: int,
 ) -> None:
-    med = {k: float(np.median(v)) for k, v in results.items()}
+    # A cell counts only with all its seeds (an interrupted run leaves some out); a function
+    # with an incomplete cell is shown but left out of every rank and count.
+    med = {k: float(np.median(v)) for k, v in results.items() if len(v) >= seeds}
+    incomplete = [f for f in fnames if any((f, m) not in med for m in methods)]
+    fnames = [f for f in fnames if f not in incomplete]
     width = max(12, *(len(m) + 2 for m in methods))
     print(f"\nmedian regret after {budget} runs over {seeds} seeds (lower is better)")
     print("function".ljust(18) + "".join(m.rjust(width) for m in methods))
@@ -153,13 +165,20 @@ def print_tables(
         best = min(row)
         cells = [(f"{v:.3g}" + ("*" if v == best else " ")).rjust(width) for v in row]
         print(f.ljust(18) + "".join(cells))
+    for f in incomplete:
+        cells = [(f"{med[(f, m)]:.3g} " if (f, m) in med else "— ").rjust(width) for m in methods]
+        print(f.ljust(18) + "".join(cells))
+    if incomplete:
+        print(f"(incomplete, not ranked: {', '.join(incomplete)})")
+    if not fnames:
+        return
     print(
         "mean rank".ljust(18)
         + "".join(f"{rank_sum[m] / len(fnames):.2f} ".rjust(width) for m in methods)
     )
     print(
         "ms/suggestion".ljust(18)
-        + "".join(f"{1e3 * np.mean(times[m]):.1f} ".rjust(width) for m in methods)
+        + "".join(f"{1e3 * np.mean(times[m] or [np.nan]):.1f} ".rjust(width) for m in methods)
     )
     ours = [m for m in methods if m in ("bayes", "tpe", "sobol")]
     for mine in ours:
@@ -168,6 +187,36 @@ def print_tables(
             ties = sum(med[(f, mine)] == med[(f, "wandb_bayes")] for f in fnames)
             print(f"{mine} beats wandb_bayes on {wins}/{len(fnames)} functions ({ties} ties)")
     print("(* = best median on that function)")
+    print_families(fnames, methods, med)
+
+
+def print_families(
+    fnames: list[str], methods: list[str], med: dict[tuple[str, str], float]
+) -> None:
+    """Mean rank per function family, among ``bayes`` and the competitors only (sweepd's other
+    methods left out, as the issue ranks them), and bayes's wins over W&B's bayes."""
+    ranked = [m for m in methods if m == "bayes" or m in COMPETITORS]
+    if len(ranked) < 2:
+        return
+    ranks: dict[str, dict[str, float]] = {}
+    for f in fnames:
+        ranks[f] = dict(zip(ranked, _ranks([med[(f, m)] for m in ranked]), strict=True))
+    width = max(12, *(len(m) + 2 for m in ranked))
+    extra = "  bayes>wandb" if "bayes" in ranked and "wandb_bayes" in ranked else ""
+    print(f"\nmean rank per family among {', '.join(ranked)}")
+    print("family".ljust(18) + "n".rjust(3) + "".join(m.rjust(width) for m in ranked) + extra)
+    groups = [(fam, [f for f in fnames if PROBLEMS[f].family == fam]) for fam in FAMILIES]
+    for fam, fs in [*groups, ("all", fnames)]:
+        if not fs:
+            continue
+        cells = "".join(
+            f"{sum(ranks[f][m] for f in fs) / len(fs):.2f} ".rjust(width) for m in ranked
+        )
+        wins = ""
+        if extra:
+            won = sum(med[(f, "bayes")] < med[(f, "wandb_bayes")] for f in fs)
+            wins = f"{won}/{len(fs)}".rjust(len(extra))
+        print(fam.ljust(18) + str(len(fs)).rjust(3) + cells + wins)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ class _Reporter:
     """Sends the trial's new metric lines to the coordinator; remembers a stop verdict."""
 
     def __init__(self, client: Client, r: dict[str, Any], paths: _Paths) -> None:
-        from sweepd.worker.runner import MetricsFollower  # the worker's exact line parser
+        from sweepd.common.runfile import MetricsFollower  # the worker's exact line parser
 
         self.client = client
         self.run = r
@@ -386,7 +386,7 @@ def agent(
                 time.sleep(IDLE_POLL_S)
                 continue
             r["client_id"] = client_id  # reports and the finish must name who took the run
-            from sweepd.worker.runner import check_wire_ids  # the worker's rule for paths
+            from sweepd.common.names import check_wire_ids  # the worker's rule for paths
 
             refused = check_wire_ids(r["id"], r["sweep_id"], r["attempt"], "suggest_run.run")
             if refused:  # its id would be a path outside the workdir: never run it

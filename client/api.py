@@ -23,8 +23,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
-from .params import params_from_proto
-from .transport import (
+from sweepd.common.params import params_from_proto
+from sweepd.common.transport import (
     IDEMPOTENT_METHODS,
     RESTART_WAIT_S,
     Security,

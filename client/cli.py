@@ -35,7 +35,7 @@ from .runs_view import (
     sort_runs,
     to_csv,
 )
-from .transport import Security, coordinator_address
+from sweepd.common.transport import Security, coordinator_address
 from .validate import validate_command
 
 # `sweep show RUN_ID` of a failed run ends with this many lines of its output.

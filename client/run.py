@@ -28,11 +28,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-ENV_RUN_ID = "SWEEPD_RUN_ID"
-ENV_SWEEP_ID = "SWEEPD_SWEEP_ID"
-ENV_CONFIG_FILE = "SWEEPD_CONFIG_FILE"
-ENV_METRICS_FILE = "SWEEPD_METRICS_FILE"
-ENV_STOP_FILE = "SWEEPD_STOP_FILE"
+from sweepd.common.runfile import (
+    ENV_CONFIG_FILE,
+    ENV_METRICS_FILE,
+    ENV_RUN_ID,
+    ENV_STOP_FILE,
+    ENV_SWEEP_ID,
+)
+
 
 
 class Config(Mapping[str, Any]):

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from .format import table, to_json
-from .macros import resolve_worker_macros
+from sweepd.common.macros import resolve_worker_macros
 
 EXIT_INVALID = 2
 # Where `${args_json_file}` would point on a worker; shown, not written.

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import click
-from sweepd.client.transport import default_state_dir
+from sweepd.common.transport import default_state_dir
 
 from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_HEARTBEATS, MIN_LEASE_S
 from .server import AddressError, ServeOptions, serve

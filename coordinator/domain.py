@@ -7,13 +7,18 @@ Plain dataclasses, converted to and from protobuf once, at the servicer edge
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweepd.common.names import DEFAULT_QUEUE
+
 from .config.model import ParamPath, Value
 
-# The queue of a sweep created without `--queue`, and of a worker started without `--queue`.
-DEFAULT_QUEUE = "default"
+# A metric's goal as the sweep configuration spells it; the other one is "minimize".
+MAXIMIZE = "maximize"
+
 
 
 class RunState(enum.Enum):
@@ -109,6 +114,82 @@ class Run:
     stop: dict[str, Any] | None = None
     # The last bytes of the run's output, sent by its worker when the run ended.
     log_tail: str = ""
+
+    # -- transitions: each sets every field the new state implies, and nothing else. The
+    # caller stores the run and records the event (the reason the user reads).
+
+    def assign(self, worker_id: str, lease_expires_at: float) -> None:
+        """PENDING -> ASSIGNED: a new attempt, held by ``worker_id`` under a lease."""
+        self.state = RunState.ASSIGNED
+        self.attempt += 1
+        self.worker_id = worker_id
+        self.lease_expires_at = lease_expires_at
+
+    def start(self, argv: list[str], when: float) -> None:
+        """ASSIGNED -> RUNNING, with the command its worker started."""
+        self.state = RunState.RUNNING
+        self.started_at = when
+        self.argv = list(argv)
+
+    def request_stop(self, stop: dict[str, Any]) -> None:
+        """Records why the coordinator asks the run to stop; it stays active until it ends."""
+        self.stop = stop
+        self.reason = str(stop.get("reason", ""))
+
+    def end(self, state: RunState, reason: str, when: float) -> None:
+        """Into an ended state (FINISHED, FAILED, STOPPED, LOST, CANCELED): no lease left."""
+        self.state = state
+        self.reason = reason
+        self.ended_at = when
+        self.lease_expires_at = None
+
+    def lose(self, why: str) -> None:
+        """Its holder vanished past the lease: LOST, for now (``requeue()`` follows when
+        retries remain, ``end()`` when none do)."""
+        self.state = RunState.LOST
+        self.reason = why
+
+    def hand_back(self) -> None:
+        """ASSIGNED -> PENDING, never started: the attempt is not spent (the next assign()
+        counts it again)."""
+        self.state = RunState.PENDING
+        self.worker_id = ""
+        self.attempt -= 1
+        self.lease_expires_at = None
+
+    def requeue(self, reason: str = "") -> None:
+        """Back to PENDING for another attempt, as if it had never run (the attempt number
+        is kept: the next assign() counts it on). The one reset for a lost run with retries
+        left and for a run a user retries."""
+        self.state = RunState.PENDING
+        self.worker_id = ""
+        self.reason = reason
+        self.exit_code = None
+        self.started_at = None
+        self.ended_at = None
+        self.lease_expires_at = None
+        self.stop = None
+        self.summary = {}
+        self.next_record_index = 0
+        self.log_tail = ""
+
+
+def beats(goal: str, a: float, b: float) -> bool:
+    """Whether metric value ``a`` is strictly better than ``b`` for ``goal``: the one place
+    the coordinator's own code compares by a goal (stopping rules work on a sign-flipped
+    copy, ``stopping/_common.py``)."""
+    return a > b if goal == MAXIMIZE else a < b
+
+
+def reaches(goal: str, value: float, target: float) -> bool:
+    """Whether ``value`` meets ``target`` (equal counts) for ``goal``; both finite (NaN
+    would meet every target)."""
+    return not beats(goal, target, value)
+
+
+def best_of(goal: str, values: Iterable[float]) -> float:
+    """The best of ``values`` for ``goal`` (the first of equals); ``values`` not empty."""
+    return functools.reduce(lambda best, v: v if beats(goal, v, best) else best, values)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ much), naming the limit, and the coordinator carries on unharmed.
 from __future__ import annotations
 
 # The largest message on any channel, defined once where clients and workers read it too.
-from sweepd.client.transport import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from sweepd.common.transport import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 
 from .errors import InvalidArgument
 

@@ -1,4 +1,4 @@
-"""Resource names: how sweep, run and worker identifiers look, are made and are parsed.
+"""Resource names: how sweep, run and worker identifiers look and how they are made.
 
 A sweep id is 8 random lowercase base-36 characters (``k3x9a2bq``): short enough to type,
 about 2.8e12 values so collisions are not a concern for one coordinator. A run id is
@@ -8,7 +8,6 @@ worker id ``client:<client_id>``.
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
 
@@ -17,7 +16,6 @@ SWEEP_ID_LENGTH = 8
 CLIENT_PREFIX = "client:"
 # Client-chosen identifiers travel in logs and tables: keep them printable and bounded.
 MAX_CLIENT_ID_LENGTH = 200
-_RUN_ID = re.compile(rf"^([a-z0-9]{{{SWEEP_ID_LENGTH}}})-([1-9][0-9]*)$")
 
 
 def new_sweep_id() -> str:
@@ -26,12 +24,6 @@ def new_sweep_id() -> str:
 
 def run_id(sweep_id: str, number: int) -> str:
     return f"{sweep_id}-{number}"
-
-
-def parse_run_id(value: str) -> tuple[str, int] | None:
-    """(sweep_id, number) of a well-formed run id, else None."""
-    m = _RUN_ID.match(value)
-    return (m.group(1), int(m.group(2))) if m else None
 
 
 def client_worker_id(client_id: str) -> str:

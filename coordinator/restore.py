@@ -1,9 +1,14 @@
-"""Puts the dispatcher's in-memory view back to what the store holds after a failed commit.
+"""The dispatcher's in-memory view made from what the store holds: at start-up, and again
+after a failed commit.
 
-The dispatcher changes its objects and writes them in the same transaction; when the commit
-fails (a full disk, an I/O error) the database keeps nothing of it, and this makes memory
-agree again, so that nothing is acknowledged, counted or skipped on the strength of a change
-that was never stored. A resend of the failed message is then applied as if it were new.
+At start-up (``load_from_store``) every sweep, run and worker is read, and each active run
+gets a fresh lease: its holder must reconnect and renew it.
+
+After a failed commit (``restore_from_store``): the dispatcher changes its objects and writes
+them in the same transaction; when the commit fails (a full disk, an I/O error) the database
+keeps nothing of it, and this makes memory agree again, so that nothing is acknowledged,
+counted or skipped on the strength of a change that was never stored. A resend of the failed
+message is then applied as if it were new.
 
 Objects are updated in place rather than replaced: servicers (WatchSweep, a worker's stream)
 and the caller still unwinding from the failure hold references to them.
@@ -26,8 +31,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .config import parse_config
+from .errors import SweepdError
+
 if TYPE_CHECKING:
-    from .dispatcher import Dispatcher, SweepView
+    from .dispatcher.state import State
+    from .dispatcher.views import SweepView
     from .domain import Run
     from .store import Touched
 
@@ -43,7 +52,47 @@ def _copy_fields(dst: Any, src: Any, *, keep: frozenset[str] = frozenset()) -> N
             setattr(dst, f.name, getattr(src, f.name))
 
 
-def restore_from_store(d: Dispatcher, grace_s: float, touched: Touched | None) -> None:
+def load_from_store(d: State, grace_s: float) -> None:
+    """Fills ``d``'s empty tables from the store. A sweep whose config this version refuses
+    is left out, with its runs (and logged); every active run's lease ends ``grace_s`` from
+    now: workers and ask/tell clients come back and renew it, and as their clocks and ours may
+    differ, no stored lease survives a restart as is."""
+    # Imported here: the dispatcher package imports this module while it initialises.
+    from .dispatcher.views import SweepView
+
+    now = d.clock()
+    for sweep in d.store.load_sweeps():
+        try:
+            config = parse_config(sweep.config_text)
+        except SweepdError as exc:  # a config this version refuses: keep it visible
+            log.error("sweep %s has a config this version refuses: %s", sweep.id, exc)
+            continue
+        d.sweeps[sweep.id] = SweepView(sweep=sweep, config=config)
+    for run in d.store.load_runs():
+        view = d.sweeps.get(run.sweep_id)
+        if view is None:
+            continue
+        view.runs[run.id] = run
+        d.runs[run.id] = run
+        view.run_saved(run)
+        if run.state.is_active:
+            run.lease_expires_at = now + grace_s
+        _load_history(d, view, run)
+    for w in d.store.load_workers():
+        d.workers[w.id] = w
+
+
+def _load_history(d: State, view: SweepView, run: Run) -> None:
+    """The run's logged values of the sweep metric, for stopping rules (ended runs need none)."""
+    if view.metric_name and not run.state.is_ended:
+        view.histories[run.id] = [rec.values[view.metric_name]
+                                  for rec in d.store.metric_history(run.id, run.attempt)
+                                  if view.metric_name in rec.values]
+    else:
+        view.histories.pop(run.id, None)
+
+
+def restore_from_store(d: State, grace_s: float, touched: Touched | None) -> None:
     """Makes every sweep and worker of ``d``, and the runs ``touched`` names (every run if
     None), equal their stored rows again.
 
@@ -94,7 +143,7 @@ def restore_from_store(d: Dispatcher, grace_s: float, touched: Touched | None) -
                 " store (%.0f ms)", len(run_ids), (time.monotonic() - started) * 1000)
 
 
-def _restore_run(d: Dispatcher, run_id: str, stored: Run | None,
+def _restore_run(d: State, run_id: str, stored: Run | None,
                  grace_s: float) -> SweepView | None:
     """Puts one run (and what is derived from it) back as stored; returns its sweep's view."""
     run = d.runs.get(run_id)
@@ -124,10 +173,5 @@ def _restore_run(d: Dispatcher, run_id: str, stored: Run | None,
             lease = max(lease, d.clock() + grace_s)
         run.lease_expires_at = lease
     view.run_saved(run)
-    if view.metric_name and not run.state.is_ended:
-        view.histories[run_id] = [rec.values[view.metric_name]
-                                  for rec in d.store.metric_history(run_id, run.attempt)
-                                  if view.metric_name in rec.values]
-    else:
-        view.histories.pop(run_id, None)
+    _load_history(d, view, run)
     return view

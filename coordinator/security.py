@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sweepd.client.transport import AUTH_METADATA_KEY, TOKEN_ENV, TOKEN_FILENAME
+from sweepd.common.transport import AUTH_METADATA_KEY, TOKEN_ENV, TOKEN_FILENAME
 
 from .statedir import StateDirError
 

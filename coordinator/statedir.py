@@ -23,7 +23,7 @@ try:
 except ImportError:  # Windows: no advisory locks; one coordinator per directory is on the user
     fcntl = None  # type: ignore[assignment]
 
-from sweepd.client.transport import TOKEN_FILENAME
+from sweepd.common.transport import TOKEN_FILENAME
 
 from .store import DB_FILENAME
 

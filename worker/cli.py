@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import click
-from sweepd.client.transport import Security, coordinator_address
+from sweepd.common.transport import Security, coordinator_address
 
 from .daemon import DEFAULT_QUEUE, Worker, WorkerOptions
 from .flapping import DEFAULT_FAILURE_BACKOFF_S

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Protocol
 
 import grpc
-from sweepd.client.transport import Security, auth_metadata, open_aio_channel
+from sweepd.common.transport import Security, auth_metadata, open_aio_channel
 
 from . import protocol
 from .messages import Event, Heartbeat, Hello, Order, Outgoing, Welcome

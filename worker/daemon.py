@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepd.client.macros import resolve_worker_macros
-from sweepd.client.transport import Security
+from sweepd.common.macros import resolve_worker_macros
+from sweepd.common.names import DEFAULT_QUEUE, check_wire_ids
+from sweepd.common.transport import Security
 
 from . import flapping, signals, supervision
 from .connection import PROPOSED_HEARTBEAT_S, Connection
@@ -46,7 +47,7 @@ from .messages import (
     Welcome,
 )
 from .outbox import Outbox
-from .runner import DEFAULT_STOP_GRACE_S, Runner, RunSpec, check_wire_ids
+from .runner import DEFAULT_STOP_GRACE_S, Runner, RunSpec
 from .supervision import HeldRun, Reporter
 
 log = logging.getLogger("sweepd.worker")
@@ -58,8 +59,6 @@ FLUSH_TIMEOUT_S = 30.0
 # flush deadline, which nothing else wakes it for).
 IDLE_CHECK_S = 1.0
 
-# The queue a worker serves without --queue (the coordinator's default for sweeps too).
-DEFAULT_QUEUE = "default"
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runner import Record
+from sweepd.common.runfile import Record
 
 RunKey = tuple[str, int]
 

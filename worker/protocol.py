@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sweepd.client.params import params_from_proto
+from sweepd.common.params import params_from_proto
 from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
 
 from .messages import (

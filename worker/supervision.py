@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweepd.common.runfile import MetricsFollower
+
 from .messages import Event, MetricBatch, RunFinished, RunKey, RunOutput
 from .runner import (
     LOG_TAIL_BYTES,
     MAX_RECORDS_PER_BATCH,
     METRICS_POLL_S,
     OUTPUT_POLL_S,
-    MetricsFollower,
     Outcome,
     OutputFollower,
     RunningRun,

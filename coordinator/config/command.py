@@ -7,7 +7,7 @@ create time, naming the macro, because either way the program would not get the 
 
 Rendering happens in two places. The coordinator renders ``${program}`` and every ``${args*}``
 macro (:func:`render_argv`); the worker resolves the machine-dependent ones
-(:data:`WORKER_MACROS` and ``${envvar:NAME}``, see ``sweepd.client.macros``) in the items that
+(:data:`WORKER_MACROS` and ``${envvar:NAME}``, see ``sweepd.common.macros``) in the items that
 came from the template, and only there: the items ``${args*}`` rendered carry parameter values,
 and a value is data, never a macro (``--v=${envvar:HOME}`` reaches the program as written,
 as the value does in ``run.config``).

@@ -101,6 +101,9 @@ class SweepConfig:
     run_cap: int | None = None
     # sweepd's own key: retries of a LOST run's point (None: the coordinator's default).
     max_retries: int | None = None
+    # sweepd's own key: seeds search, so that the same config, seed and history give the same
+    # suggestions (None: seeded by the sweep's id, which differs between sweeps).
+    seed: int | None = None
     name: str | None = None
     description: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)

@@ -36,7 +36,7 @@ USED_KEYS = (
     "description",
 )
 # Keys of sweepd's own (W&B refuses them, so a config using them is sweepd-only).
-SWEEPD_KEYS = ("max_retries",)
+SWEEPD_KEYS = ("max_retries", "seed")
 # W&B keys kept with the sweep (in ``raw``) that change nothing in sweepd.
 KEPT_KEYS = ("project", "entity", "controller", "apiVersion", "kind")
 LAUNCH_KEYS = ("job", "image_uri", "scheduler")
@@ -99,6 +99,7 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
     command = _command(raw, program, out)
     run_cap = _run_cap(raw.get("run_cap"), out)
     max_retries = _max_retries(raw.get("max_retries"), out)
+    seed = _seed(raw.get("seed"), out)
     name = _string(raw, "name", out)
     description = _string(raw, "description", out)
     for key in KEPT_KEYS:
@@ -117,6 +118,7 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
         command=command,
         run_cap=run_cap,
         max_retries=max_retries,
+        seed=seed,
         name=name,
         description=description,
         raw=raw,
@@ -274,6 +276,23 @@ def _command(raw: Mapping[str, Any], program: str | None, out: Collector) -> tup
             "through run.config"
         )
     return command
+
+
+# numpy seeds are non-negative; 2**63 - 1 keeps the value an SQLite/JSON-safe integer.
+MAX_SEED = 2**63 - 1
+
+
+def _seed(raw: Any, out: Collector) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_SEED:
+        out.error(
+            "seed",
+            f"must be a whole number from 0 to 2**63 - 1, got {raw!r}",
+            "give any fixed number to make the search reproducible, e.g. `seed: 42`",
+        )
+        return None
+    return raw
 
 
 def _run_cap(raw: Any, out: Collector) -> int | None:

@@ -37,9 +37,12 @@ class Trial:
 @dataclass(frozen=True)
 class Suggestion:
     """The next point to try; ``predicted_mean``/``predicted_std`` are set by model-based
-    methods (what the model expected of the point, in the metric's own units)."""
+    methods (what the model expected of the point, in the metric's own units). ``notice`` is
+    set when the user should hear about how the point was chosen (the sweep's method failed
+    and the point is random: see ``search.suggest``)."""
 
     params: Point
     predicted_mean: float | None = None
     predicted_std: float | None = None
     info: str = ""
+    notice: str = ""

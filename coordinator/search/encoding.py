@@ -20,8 +20,9 @@ columns. Points are decoded to plain ``{path: value}`` mappings.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,10 @@ from ..config.model import Parameter, ParamPath, Point, Value
 
 FloatArray = NDArray[np.float64]
 
-# Decoding clips u into [U_EPS, 1 − U_EPS] so that unbounded priors (normal, log-normal) map to
-# finite values (the 1e-9 quantile of a normal is −6σ) and bounded ones stay inside the range.
+# Decoding clips u into [U_EPS, 1 − U_EPS] for unbounded priors (normal, log-normal) so that
+# they map to finite values (the 1e-9 quantile of a normal is −6σ). Bounded ones decode u = 0
+# and u = 1 to their exact bounds: an optimum on a bound is then measured exactly (with the
+# clip, a linear slope's corner was missed by 1e-9 of the range).
 U_EPS = 1e-9
 # A parameter missing from a run (e.g. logged by an older config) is placed at the prior median.
 MISSING_U = 0.5
@@ -51,6 +54,11 @@ class Column:
     # Smallest move in u that reaches another value (1/support size for ints and quantised
     # numerics; 0 when continuous): local search steps are never shorter.
     min_step: float = 0.0
+    # Discrete numerics: the encodings of the support's values, sorted (see ``round_discrete``);
+    # None for ints (a closed form) and for supports too large to be worth rounding.
+    centres: FloatArray | None = field(default=None, compare=False, repr=False)
+    # How far inside (0, 1) decoding clips u (see U_EPS).
+    u_eps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,12 @@ class Encoding:
                 out[i, c.start] = _cdf_memo(c.param, point, path, memo)
         return out
 
+    def encode_trials(self, owner: object, trials: Sequence[Any]) -> FloatArray:
+        """``encode`` of the trials' points, reusing the rows of trials already encoded by an
+        earlier call with the same ``owner`` (the sweep's config object, from which this
+        encoding was built; see ``_RowCache``)."""
+        return _ROW_CACHE.encode(self, owner, trials)
+
     def decode(self, row: FloatArray) -> dict[ParamPath, Value]:
         """Decode one row to a point, snapping every value onto its parameter's support."""
         point: dict[ParamPath, Value] = {p.path: p.value for p in self.constants}
@@ -112,9 +126,38 @@ class Encoding:
             else:
                 # Python min/max: np.clip on a scalar costs ~100× more, and decode runs
                 # per candidate row.
-                u = min(max(float(row[c.start]), U_EPS), 1.0 - U_EPS)
-                point[c.param.path] = dist.ppf(c.param, u)
+                u = min(max(float(row[c.start]), c.u_eps), 1.0 - c.u_eps)
+                value = dist.ppf(c.param, u)
+                if c.param.distribution in _VALUE_BOUNDED:
+                    # exp(log(min)) can land a hair outside [min, max]; keep to the range.
+                    value = min(max(value, c.param.min), c.param.max)
+                point[c.param.path] = value
         return point
+
+    def round_discrete(self, rows: FloatArray) -> FloatArray:
+        """``rows`` with every int and quantised column moved to the encoding of the value it
+        decodes to (the centre of its cell), in one vectorised step per column.
+
+        The acquisition must score the points that will actually be suggested: scored in the
+        relaxed space, a candidate between two cells (or past the last cell's centre, towards
+        the bound) borrows uncertainty and extrapolated improvement that no value has, and
+        rounding it afterwards re-measures a point the model already knows. That is how a sweep
+        over an int got stuck at the bound (issue #12).
+        """
+        out = rows.copy()
+        for c in self.columns:
+            if c.categorical or not c.discrete:
+                continue
+            col = out[:, c.start]
+            if c.param.distribution == "int_uniform":
+                n = round(1.0 / c.min_step) if c.min_step > 0 else 1
+                # ppf's own rule: value index floor(u * n), the last cell closed at u = 1.
+                k = np.clip(np.floor(col * n), 0, n - 1)
+                out[:, c.start] = (k + 0.5) / n
+            elif c.centres is not None and c.centres.size > 0:
+                mids = 0.5 * (c.centres[1:] + c.centres[:-1])
+                out[:, c.start] = c.centres[np.searchsorted(mids, col)]
+        return out
 
     def snap(self, rows: FloatArray) -> tuple[FloatArray, list[dict[ParamPath, Value]]]:
         """Decode rows and re-encode them: the encodings of the points actually suggested."""
@@ -177,6 +220,63 @@ class Encoding:
         return out
 
 
+# owner (weakly), the trials of the last call (strongly), their ids, their rows
+_CacheEntry = tuple["weakref.ref[Any]", list[Any], NDArray[np.uint64], FloatArray]
+
+
+class _RowCache:
+    """Encoded rows of trials, remembered between suggestions.
+
+    The coordinator passes the same ``Trial`` objects, in creation order, on every call (it
+    rebuilds one only when its run changes), so a long sweep's history need not be encoded
+    again for each suggestion: at 5000 runs encoding was the largest part of a suggestion's
+    time. For each owner (the sweep's config object, checked through a weak reference) the
+    last call's trial list is kept, with strong references, beside its rows: while a trial
+    is referenced here no other object can have its id, so a position whose id is unchanged
+    holds the very same trial, and its row is reused. Any other position is encoded afresh,
+    so a result never differs from encoding everything.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, _CacheEntry] = {}
+
+    def encode(self, enc: Encoding, owner: object, trials: Sequence[Any]) -> FloatArray:
+        n = len(trials)
+        ids = np.fromiter(map(id, trials), dtype=np.uint64, count=n)
+        out = np.empty((n, enc.dim))
+        same = np.zeros(n, dtype=bool)
+        entry = self._entries.get(id(owner))
+        if entry is not None and entry[0]() is owner and entry[3].shape[1] == enc.dim:
+            old_ids, old_rows = entry[2], entry[3]
+            m = min(n, old_ids.size)
+            same[:m] = old_ids[:m] == ids[:m]
+            out[:m][same[:m]] = old_rows[:m][same[:m]]
+        missing = np.nonzero(~same)[0]
+        if missing.size:
+            out[missing] = enc.encode([trials[int(i)].params for i in missing])
+        try:
+            ref = weakref.ref(owner)
+        except TypeError:  # an owner without weak references: nothing is kept
+            return out
+        # Owners that are gone leave with their trials; past ROW_CACHE_SWEEPS, the sweeps
+        # asked least recently leave too (their next suggestion encodes afresh).
+        self._entries = {k: v for k, v in self._entries.items() if v[0]() is not None}
+        self._entries.pop(id(owner), None)
+        while len(self._entries) >= ROW_CACHE_SWEEPS:
+            del self._entries[next(iter(self._entries))]
+        self._entries[id(owner)] = (ref, list(trials), ids, out.copy())
+        return out
+
+
+# Sweeps whose rows are kept: a coordinator running more bayes sweeps than this at once
+# re-encodes some histories (what every call did before the cache), and memory stays bounded
+# (a 5000-run sweep's rows are ~0.5 MB).
+ROW_CACHE_SWEEPS = 32
+
+
+_ROW_CACHE = _RowCache()
+
+
 # Probability of changing each parameter in a local perturbation (at least 1/k): a few
 # coordinates at a time, as in TuRBO's perturbation masks, keeps neighbours close in high d.
 PERTURB_MIN_PROB = 0.2
@@ -188,6 +288,9 @@ def _reflect(x: FloatArray, lo: float, hi: float) -> FloatArray:
     y = np.where(y > width, 2 * width - y, y)
     return np.asarray(lo + y, dtype=np.float64)
 
+
+# Continuous distributions whose min and max bound the values themselves.
+_VALUE_BOUNDED = frozenset({"uniform", "log_uniform_values", "inv_log_uniform_values"})
 
 # Distributions whose CDF is affine in x or in log(x) (with W&B's bounds): encoded in one
 # vectorised step. The result equals ``distributions.cdf`` (a unit test checks it); every other
@@ -276,12 +379,90 @@ def build_encoding(parameters: Sequence[Parameter]) -> Encoding:
         discrete = bool(dist.is_discrete(p))
         size = dist.support_size(p) if discrete and not categorical else None
         min_step = 1.0 / size if size else 0.0
-        columns.append(Column(p, start, start + width, categorical, discrete, min_step))
+        centres = _support_centres(p, size) if size and p.distribution != "int_uniform" else None
+        u_eps = U_EPS if p.distribution in dist.UNBOUNDED else 0.0
+        columns.append(
+            Column(
+                p,
+                start,
+                start + width,
+                categorical,
+                discrete,
+                min_step,
+                centres=centres,
+                u_eps=u_eps,
+            )
+        )
         start += width
     return Encoding(columns=tuple(columns), constants=tuple(constants), dim=start)
+
+
+# Quantised supports larger than this are not rounded during the acquisition search: their
+# cells are narrower than its finest step, and tabulating them would cost more than it saves.
+ROUND_TABLE_MAX = 2048
+# ... and for a distribution without a vectorised CDF (q_beta: one scipy call per value).
+ROUND_TABLE_MAX_SLOW = 128
+
+
+def _support_centres(param: Parameter, size: int) -> FloatArray | None:
+    """Sorted encodings of a bounded quantised parameter's values (None when too many)."""
+    if size > ROUND_TABLE_MAX:
+        return None
+    values = dist.enumerate_support(param)
+    fast = _fast_cdf(param, values)
+    if fast is not None:
+        u = fast
+    elif size <= ROUND_TABLE_MAX_SLOW:
+        u = np.array([_cdf_memo(param, {param.path: v}, param.path, {}) for v in values])
+    else:
+        return None
+    return np.unique(u)
 
 
 def row_keys(rows: FloatArray) -> list[bytes]:
     """Hashable identities of encoded points (for dedup): the rows rounded to 1e-9."""
     rounded = np.round(rows, 9) + 0.0  # + 0.0 turns -0.0 into 0.0
     return [r.tobytes() for r in rounded]
+
+
+class SeenRows:
+    """The set of encoded rows already taken, answering ``key in seen`` for keys made by
+    ``row_keys``, without hashing every row of a long sweep on each call.
+
+    Rows are rounded as ``row_keys`` rounds them and reduced to one number each (a fixed random
+    projection); a query finds the rows with its number by binary search and compares them
+    exactly, so the answer is the same as membership in ``set(row_keys(rows))``.
+    """
+
+    def __init__(self, rows: FloatArray) -> None:
+        self._rows = np.round(rows, 9) + 0.0
+        self._proj = _projection(rows.shape[1])
+        fp = self._fingerprint(self._rows)
+        self._order = np.argsort(fp, kind="stable")
+        self._fp = fp[self._order]
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, bytes):
+            return False
+        row = np.frombuffer(key, dtype=np.float64)
+        if row.size != self._rows.shape[1]:
+            return False
+        fp = float(self._fingerprint(row[None, :])[0])
+        lo = int(np.searchsorted(self._fp, fp, side="left"))
+        hi = int(np.searchsorted(self._fp, fp, side="right"))
+        return bool(np.any(np.all(self._rows[self._order[lo:hi]] == row, axis=1)))
+
+
+    def _fingerprint(self, rows: FloatArray) -> FloatArray:
+        # Column by column, so that one row and many rows round alike (a matrix product may
+        # sum in another order for each shape, and the numbers must match exactly).
+        fp = np.zeros(rows.shape[0])
+        for j in range(rows.shape[1]):
+            fp += rows[:, j] * self._proj[j]
+        return fp
+
+
+def _projection(dim: int) -> FloatArray:
+    # Fixed (not from the caller's rng: membership must not consume or depend on it).
+    return np.random.default_rng(12).standard_normal(dim)
+

@@ -1,4 +1,8 @@
-"""Protobuf <-> domain conversion for the coordinator: the only place that knows both."""
+"""Protobuf <-> domain conversion for the coordinator's API: sweeps, runs, records, workers.
+
+The worker stream's own messages (hello, run events, orders) are converted beside their
+servicer, in ``workers.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sweepd.client.params import params_to_proto
+from sweepd.common.params import params_to_proto
 from sweepd.v1 import common_pb2, sweeps_pb2
 
 from .. import limits, names
 from ..dispatcher import Dispatcher, SweepView
-from ..domain import MetricRecord, Run, RunState, SweepState, WorkerInfo
+from ..domain import MetricRecord, Run, RunState, WorkerInfo
 from ..errors import InvalidArgument
 
 
@@ -146,10 +150,6 @@ def run_state_from_proto(value: int, field: str = "state") -> RunState:
     return RunState(name.removeprefix("RUN_STATE_"))
 
 
-def sweep_state_name(state: SweepState) -> str:
-    return state.value
-
-
 def event_to_proto(event: dict[str, Any]) -> sweeps_pb2.RunEvent:
     return sweeps_pb2.RunEvent(
         attempt=event["attempt"], time=timestamp(event["time"]),
@@ -187,6 +187,9 @@ def names_from_proto(field: str, values: Iterable[str], limit: str) -> list[str]
 # -- ListRuns pages -----------------------------------------------------------------------
 
 _TOKEN_PREFIX = "runs1:"
+# What a run adds to a page beyond its own bytes: its field's tag and length prefix (a bound:
+# one byte of tag, at most five of length, rounded up).
+_RUN_ENTRY_OVERHEAD_BYTES = 8
 
 
 def _page_token(sweep_id: str, after_number: int) -> str:
@@ -230,7 +233,7 @@ def runs_page(view: SweepView, page_size: int, page_token: str) -> sweeps_pb2.Li
         run = view.runs.get(names.run_id(sweep.id, number + 1))
         if run is not None:
             msg = run_to_proto(run)
-            cost = msg.ByteSize() + 8  # the field's tag and length
+            cost = msg.ByteSize() + _RUN_ENTRY_OVERHEAD_BYTES
             if response.runs and used + cost > limits.MAX_PAGE_BYTES:
                 break
             used += cost

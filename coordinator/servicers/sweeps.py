@@ -181,13 +181,8 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     @maps_errors
     async def ListWorkers(self, request: sweeps_pb2.ListWorkersRequest, context: Context
                           ) -> sweeps_pb2.ListWorkersResponse:
-        workers = []
-        for info in sorted(self.d.workers.values(),
-                           key=lambda w: (not w.connected, w.id)):
-            session = self.d.sessions.get(info.id)
-            run_ids = list(session.active_runs) if session is not None else []
-            workers.append(worker_to_proto(info, run_ids))
-        return sweeps_pb2.ListWorkersResponse(workers=workers)
+        return sweeps_pb2.ListWorkersResponse(
+            workers=[worker_to_proto(info, run_ids) for info, run_ids in self.d.list_workers()])
 
     @maps_errors
     async def SuggestRun(self, request: sweeps_pb2.SuggestRunRequest, context: Context
@@ -204,7 +199,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     @maps_errors
     async def ReportMetrics(self, request: sweeps_pb2.ReportMetricsRequest, context: Context
                             ) -> sweeps_pb2.ReportMetricsResponse:
-        records = records_from_proto(request.records, self.d.clock())
+        records = records_from_proto(request.records, self.d.now())
         run = self.d.report_from_client(_require(request.run_id, "run_id"), request.attempt,
                                         records, request.client_id)
         return sweeps_pb2.ReportMetricsResponse(

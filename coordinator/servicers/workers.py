@@ -174,7 +174,7 @@ class WorkerServicer(workers_pb2_grpc.WorkerServiceServicer):
                 continue
             check_seq(msg.seq)  # out of range: the stream ends, nothing is acknowledged
             try:
-                event = event_from_proto(msg, self.d.clock())
+                event = event_from_proto(msg, self.d.now())
                 if event is None:
                     raise InvalidArgument(f"{kind or 'body'}: not a message a worker sends"
                                           " after hello")

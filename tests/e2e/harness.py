@@ -132,7 +132,7 @@ class Cluster:
     def channel(self, *, token: str | None = None) -> Any:
         """A plain sync channel that sends ``authorization: Bearer <token>`` on every call
         (the coordinator's own token unless told otherwise; "" sends none)."""
-        from sweepd.client.transport import Security, open_channel
+        from sweepd.common.transport import Security, open_channel
 
         return open_channel(self.address, Security(
             token=self.token if token is None else token))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sweepd.client.api import Client, SweepdClientError
-from sweepd.client.transport import Security
+from sweepd.common.transport import Security
 
 from .harness import DEFAULT_TIMEOUT_S, Cluster, wait_for
 

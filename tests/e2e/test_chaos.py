@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from sweepd.client.api import Client, SweepdClientError
-from sweepd.client.transport import Security
+from sweepd.common.transport import Security
 
 from .harness import Cluster, Process, fill, wait_for
 

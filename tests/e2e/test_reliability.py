@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sweepd.client.api import Client
-from sweepd.client.transport import Security
+from sweepd.common.transport import Security
 
 from .harness import Cluster, wait_for
 

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import pytest
 from sweepd.client.api import Client
-from sweepd.client.transport import Security
+from sweepd.common.transport import Security
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
 from .harness import DEFAULT_TIMEOUT_S, Cluster, command, wait_for

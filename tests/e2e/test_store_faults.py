@@ -106,7 +106,7 @@ def hello(worker_id: str) -> workers_pb2.WorkerMessage:
 def test_integers_that_do_not_fit_are_refused_and_harm_nothing(cluster: Cluster,
                                                                tmp_path: Path) -> None:
     from sweepd.client.api import Client
-    from sweepd.client.transport import Security
+    from sweepd.common.transport import Security
     from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
     cluster.start_coordinator()

@@ -299,3 +299,70 @@ def test_sobol_is_deterministic_spread_and_does_not_repeat() -> None:
         xs.append(s.params[("x",)])
         trials.append(Trial(params=dict(s.params), state="finished", value=0.0))
     assert sorted(int(x * 16) for x in xs) == list(range(16))
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        Parameter(("a",), "int_uniform", min=-5, max=5),
+        Parameter(("a",), "q_uniform", min=0.0, max=1.0, q=0.1),
+        Parameter(("a",), "q_log_uniform_values", min=1, max=256, q=1),
+        Parameter(("a",), "uniform", min=0.0, max=1.0),
+    ],
+    ids=lambda p: p.distribution,
+)
+def test_rounding_in_the_encoding_lands_on_the_decoded_value(param: Parameter) -> None:
+    # What the acquisition scores must be the point that will be suggested: rounding a relaxed
+    # row gives the encoding of the value that decoding it gives (continuous: unchanged).
+    enc = encoding.build_encoding((param,))
+    rows = np.linspace(0.0, 1.0, 1001)[:, None]
+    rounded = enc.round_discrete(rows)
+    if param.distribution == "uniform":
+        assert np.array_equal(rounded, rows)
+        return
+    decoded = [enc.decode(r)[("a",)] for r in rounded]
+    assert np.allclose(rounded, enc.encode([{("a",): v} for v in decoded]), atol=1e-12)
+    # and it is the value the relaxed row decodes to, except within a hair of a cell edge
+    same = [enc.decode(r)[("a",)] == v for r, v in zip(rows, decoded, strict=True)]
+    assert np.mean(same) > 0.97
+
+
+def test_bound_projections_move_only_near_coordinates_onto_the_bounds() -> None:
+    enc = encoding.build_encoding(UNIT2)
+    top = np.array([[0.98, 0.5], [0.01, 0.995], [0.4, 0.6]])
+    out = bayes._bound_projections(enc, top, None)
+    rows = {tuple(r) for r in out.tolist()}
+    assert (1.0, 0.5) in rows and (0.0, 0.995) in rows and (0.01, 1.0) in rows
+    assert (0.0, 1.0) in rows  # both near: the corner
+    assert not any(r[0] == 0.4 or r[1] == 0.6 for r in rows)  # far ones stay where they are
+
+
+def test_a_corner_optimum_is_measured_exactly() -> None:
+    # A plane falling towards (1, 1): only a run on the corner itself has regret 0.
+    trials, _ = _run(_config(UNIT2), lambda p: 2.0 - p[("x",)] - p[("y",)], budget=25)
+    assert min(t.value for t in trials if t.value is not None) < 1e-6
+
+
+def test_seen_rows_answers_like_a_set_of_row_keys() -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.random((300, 4))
+    rows[:, 0] = np.round(rows[:, 0] * 3) / 3  # a discrete column: many equal values
+    seen = encoding.SeenRows(rows)
+    expected = set(encoding.row_keys(rows))
+    queries = np.vstack([rows[:40], rng.random((40, 4)), rows[:10] + 1e-12, rows[:10] + 1e-6])
+    for key in encoding.row_keys(queries):
+        assert (key in seen) == (key in expected)
+
+
+def test_cached_trial_rows_equal_a_fresh_encoding() -> None:
+    config = _config(MIXED)
+    enc = encoding.build_encoding(config.parameters)
+    trials, _ = _run(config, _mixed_loss, budget=8)
+    first = enc.encode_trials(config, trials)
+    assert np.array_equal(first, enc.encode([t.params for t in trials]))
+    # A run changed (a new Trial object at its position), one appended: both re-encoded.
+    changed = Trial(params={**trials[3].params, ("layers",): 6}, state="finished", value=1.0)
+    pending = Trial(params=dict(trials[0].params), state="pending")
+    trials = [*trials[:3], changed, *trials[4:], pending]
+    again = enc.encode_trials(config, trials)
+    assert np.array_equal(again, enc.encode([t.params for t in trials]))

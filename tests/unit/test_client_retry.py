@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from sweepd.client.transport import (
+from sweepd.common.transport import (
     IDEMPOTENT_METHODS,
     RETRY_MAX_S,
     StillUnavailable,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from sweepd.client.macros import resolve_worker_macros
+from sweepd.common.macros import resolve_worker_macros
 from sweepd.coordinator.config import ConfigError, SweepConfig, parse_config, render_command
 
 # W&B's own documented example: args {a: True, b: False, c: 1, d: None}.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sweepd.client.macros import resolve_worker_macros
+from sweepd.common.macros import resolve_worker_macros
 from sweepd.coordinator.config import parse_config, render_argv
 
 ENV = {"HOME": "/home/u"}

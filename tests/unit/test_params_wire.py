@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sweepd.client.params import params_from_proto, params_to_proto
+from sweepd.common.params import params_from_proto, params_to_proto
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sweepd.client.run import Run
-from sweepd.worker.runner import MetricsFollower, parse_metric_line
+from sweepd.common.runfile import MetricsFollower, parse_metric_line
 
 
 def test_parse_metric_line_keeps_numbers_and_reads_step() -> None:

@@ -11,21 +11,20 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sweepd.common.names import check_wire_ids
+from sweepd.common.runfile import (
+    MAX_BAD_LINES_NOTED,
+    MAX_TIMESTAMP_S,
+    MetricsFollower,
+    UnusableLine,
+    read_metric_line,
+)
 from sweepd.v1 import common_pb2, workers_pb2
 from sweepd.worker.daemon import Worker, WorkerOptions
 from sweepd.worker.messages import RunFinished
 from sweepd.worker.protocol import order_from_wire, to_wire
 from sweepd.worker.protocol import timestamp as _ts
-from sweepd.worker.runner import (
-    MAX_BAD_LINES_NOTED,
-    MAX_TIMESTAMP_S,
-    MetricsFollower,
-    RunningRun,
-    RunSpec,
-    UnusableLine,
-    check_wire_ids,
-    read_metric_line,
-)
+from sweepd.worker.runner import RunningRun, RunSpec
 
 # -- metrics lines ---------------------------------------------------------------------------
 

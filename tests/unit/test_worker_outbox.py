@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from sweepd.common.runfile import Record
 from sweepd.v1 import workers_pb2
 from sweepd.worker.daemon import Worker, WorkerOptions
 from sweepd.worker.messages import MetricBatch, RunFinished, RunStarted
 from sweepd.worker.outbox import Outbox
-from sweepd.worker.runner import Record, RunningRun, RunSpec
+from sweepd.worker.runner import RunningRun, RunSpec
 from sweepd.worker.supervision import HeldRun
 
 

@@ -7,6 +7,7 @@ import ast
 import signal
 from pathlib import Path
 
+from sweepd.common.runfile import Record
 from sweepd.v1 import common_pb2, workers_pb2
 from sweepd.worker import protocol, signals
 from sweepd.worker.messages import (
@@ -23,7 +24,6 @@ from sweepd.worker.messages import (
     StopOrder,
     Welcome,
 )
-from sweepd.worker.runner import Record
 
 WORKER = Path(__file__).resolve().parents[2] / "worker"
 
