@@ -245,7 +245,11 @@ def param_importance(points: Sequence[RunPoint], *, seed: int = 0,
     mean_drop = np.clip(drops.mean(axis=0), 0.0, None)
     total = float(mean_drop.sum())
     share = mean_drop / total if total > 0 else np.zeros_like(mean_drop)
-    share_std = drops.std(axis=0) / total if total > 0 else np.zeros_like(mean_drop)
+    # The spread is of the share itself: each fold-and-shuffle estimate normalised on its own.
+    clipped = np.clip(drops, 0.0, None)
+    row_totals = clipped.sum(axis=1, keepdims=True)
+    shares = np.divide(clipped, row_totals, out=np.zeros_like(clipped), where=row_totals > 0)
+    share_std = shares.std(axis=0) if total > 0 else np.zeros_like(mean_drop)
     if r2 < 0.1:
         notices.append(
             f"the model explains little of the metric (held-out R² {r2:.2f}): "
