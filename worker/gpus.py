@@ -1,7 +1,8 @@
 """GPUs of a worker node and their allocation to runs (pure, apart from ``detect_gpus``).
 
 A worker with ``--gpus`` makes one slot per ``gpus_per_run`` GPUs; each run gets a disjoint
-group of GPU ids, which it sees as ``CUDA_VISIBLE_DEVICES``, and gives them back when it ends.
+group of GPU ids, which it sees as ``CUDA_VISIBLE_DEVICES`` (numbered as nvidia-smi numbers
+them: ``CUDA_DEVICE_ORDER=PCI_BUS_ID``), and gives them back when it ends.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from collections.abc import Mapping, Sequence
 # nvidia-smi answers in well under a second; a wedged driver must not hang the worker's start.
 NVIDIA_SMI_TIMEOUT_S = 10.0
 ENV_VISIBLE = "CUDA_VISIBLE_DEVICES"
+# CUDA numbers GPUs fastest first unless told otherwise, nvidia-smi (and so --gpus auto, and
+# the ids an operator reads off nvidia-smi) by PCI bus: on a node with mixed GPUs, id 0 would
+# be two different cards. A run is told to count as nvidia-smi does.
+ENV_ORDER = "CUDA_DEVICE_ORDER"
+PCI_BUS_ORDER = "PCI_BUS_ID"
 
 
 class GpuError(ValueError):
@@ -58,6 +64,13 @@ def resolve_gpus(spec: str, env: Mapping[str, str] | None = None) -> list[str]:
                            f" {ENV_VISIBLE}); name them, e.g. --gpus 0,1")
         return found
     return parse_gpu_list(spec)
+
+
+def gpu_env(gpus: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment that gives a run ``gpus``. A ``CUDA_DEVICE_ORDER`` of the worker's own
+    is kept: the ids it was given (its own ``CUDA_VISIBLE_DEVICES``) are counted that way."""
+    env = os.environ if env is None else env
+    return {ENV_VISIBLE: ",".join(gpus), ENV_ORDER: env.get(ENV_ORDER) or PCI_BUS_ORDER}
 
 
 class GpuAllocator:

@@ -203,7 +203,9 @@ def _resolve_distribution(
         if isinstance(lo, int) and isinstance(hi, int):
             out.notice(
                 f"{path}: no distribution given; integer bounds {lo} and {hi} make it "
-                f"int_uniform (whole numbers {lo}..{hi}); write {lo}.0 for a continuous range"
+                f"int_uniform (whole numbers {lo}..{hi}); for a continuous range add "
+                f"`distribution: uniform` (or write {lo}.0 in YAML: JSON writers such as "
+                "JavaScript's JSON.stringify drop the .0)"
             )
             return "int_uniform"
         out.notice(

@@ -26,17 +26,18 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sweepd.v1 import common_pb2 as sweepd_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"-\n\x19GetParamImportanceRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x10ValueCorrelation\x12\r\n\x05value\x18\x01 \x01(\t\x12\x18\n\x0b\x63orrelation\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04runs\x18\x03 \x01(\x03\x42\x0e\n\x0c_correlation\"\xb3\x01\n\x0fParamImportance\x12\r\n\x05param\x18\x01 \x01(\t\x12\x12\n\nimportance\x18\x02 \x01(\x01\x12\x16\n\x0eimportance_std\x18\x03 \x01(\x01\x12\x18\n\x0b\x63orrelation\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12-\n\x08\x62y_value\x18\x06 \x03(\x0b\x32\x1b.sweepd.v1.ValueCorrelationB\x0e\n\x0c_correlation\"\x9f\x01\n\x1aGetParamImportanceResponse\x12*\n\x06params\x18\x01 \x03(\x0b\x32\x1a.sweepd.v1.ParamImportance\x12\x11\n\truns_used\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08model_r2\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07notices\x18\x05 \x03(\tB\x0b\n\t_model_r2\"B\n\x10RetryRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x08\x12\x0c\n\x04lost\x18\x03 \x01(\x08\"E\n\x11RetryRunsResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x1f\n\x05sweep\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"\x8c\x01\n\x08RunEvent\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x8f\x01\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x14 \x01(\t\x12\x16\n\x0emax_concurrent\x18\x15 \x01(\x03\x12\x18\n\x0bmax_retries\x18\x16 \x01(\x05H\x00\x88\x01\x01\x42\x0e\n\x0c_max_retries\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"J\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"|\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.sweepd.v1.RunEvent\"\xc9\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"i\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x12\x15\n\rlease_seconds\x18\x03 \x01(\x01\x42\x06\n\x04_run\"t\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12\x11\n\tclient_id\x18\x04 \x01(\t\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\xa0\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\tB\x0c\n\n_exit_code\"3\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x0bSweepUpdate\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.SweepH\x00\x12\x1d\n\x03run\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x42\x08\n\x06update\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\x84\x08\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12\x41\n\nGetRunLogs\x12\x1c.sweepd.v1.GetRunLogsRequest\x1a\x13.sweepd.v1.LogChunk0\x01\x12\x44\n\nWatchSweep\x12\x1c.sweepd.v1.WatchSweepRequest\x1a\x16.sweepd.v1.SweepUpdate0\x01\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Run\x12\x46\n\tRetryRuns\x12\x1b.sweepd.v1.RetryRunsRequest\x1a\x1c.sweepd.v1.RetryRunsResponse\x12\x61\n\x12GetParamImportance\x12$.sweepd.v1.GetParamImportanceRequest\x1a%.sweepd.v1.GetParamImportanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sweepd/v1/sweeps.proto\x12\tsweepd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sweepd/v1/common.proto\"-\n\x19GetParamImportanceRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x10ValueCorrelation\x12\r\n\x05value\x18\x01 \x01(\t\x12\x18\n\x0b\x63orrelation\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04runs\x18\x03 \x01(\x03\x42\x0e\n\x0c_correlation\"\xb3\x01\n\x0fParamImportance\x12\r\n\x05param\x18\x01 \x01(\t\x12\x12\n\nimportance\x18\x02 \x01(\x01\x12\x16\n\x0eimportance_std\x18\x03 \x01(\x01\x12\x18\n\x0b\x63orrelation\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12-\n\x08\x62y_value\x18\x06 \x03(\x0b\x32\x1b.sweepd.v1.ValueCorrelationB\x0e\n\x0c_correlation\"\x9f\x01\n\x1aGetParamImportanceResponse\x12*\n\x06params\x18\x01 \x03(\x0b\x32\x1a.sweepd.v1.ParamImportance\x12\x11\n\truns_used\x18\x02 \x01(\x03\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\x08model_r2\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07notices\x18\x05 \x03(\tB\x0b\n\t_model_r2\"B\n\x10RetryRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x08\x12\x0c\n\x04lost\x18\x03 \x01(\x08\"E\n\x11RetryRunsResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\x12\x1f\n\x05sweep\x18\x02 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"\x8c\x01\n\x08RunEvent\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\xa6\x01\n\x12\x43reateSweepRequest\x12\x13\n\x0b\x63onfig_text\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x14 \x01(\t\x12\x16\n\x0emax_concurrent\x18\x15 \x01(\x03\x12\x18\n\x0bmax_retries\x18\x16 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\rvalidate_only\x18\x17 \x01(\x08\x42\x0e\n\x0c_max_retries\"6\n\x13\x43reateSweepResponse\x12\x1f\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"\x13\n\x11ListSweepsRequest\"6\n\x12ListSweepsResponse\x12 \n\x06sweeps\x18\x01 \x03(\x0b\x32\x10.sweepd.v1.Sweep\"P\n\x14SetSweepStateRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12&\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x16.sweepd.v1.SweepAction\"J\n\x0fListRunsRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.sweepd.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x17\n\x0finclude_history\x18\x02 \x01(\x08\"|\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.Run\x12(\n\x07history\x18\x02 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12#\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.sweepd.v1.RunEvent\"\xc9\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05slots\x18\x03 \x01(\x05\x12-\n\x06labels\x18\x04 \x03(\x0b\x32\x1d.sweepd.v1.Worker.LabelsEntry\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x0f\n\x07run_ids\x18\x06 \x03(\t\x12\x32\n\x0elast_heartbeat\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63onnected_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sweep_id\x18\t \x01(\t\x12\x0c\n\x04gpus\x18\x14 \x03(\t\x12\x0e\n\x06queues\x18\x15 \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x14\n\x12ListWorkersRequest\"9\n\x13ListWorkersResponse\x12\"\n\x07workers\x18\x01 \x03(\x0b\x32\x11.sweepd.v1.Worker\"8\n\x11SuggestRunRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\"i\n\x12SuggestRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x88\x01\x01\x12\x12\n\nsweep_done\x18\x02 \x01(\x08\x12\x15\n\rlease_seconds\x18\x03 \x01(\x01\x42\x06\n\x04_run\"t\n\x14ReportMetricsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.sweepd.v1.MetricRecord\x12\x11\n\tclient_id\x18\x04 \x01(\t\"A\n\x15ReportMetricsResponse\x12\x13\n\x0bshould_stop\x18\x01 \x01(\x08\x12\x13\n\x0bstop_reason\x18\x02 \x01(\t\"\xa0\x01\n\x10\x46inishRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x03\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.sweepd.v1.RunState\x12\x16\n\texit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tclient_id\x18\x06 \x01(\tB\x0c\n\n_exit_code\"3\n\x11GetRunLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"Y\n\x0bSweepUpdate\x12!\n\x05sweep\x18\x01 \x01(\x0b\x32\x10.sweepd.v1.SweepH\x00\x12\x1d\n\x03run\x18\x02 \x01(\x0b\x32\x0e.sweepd.v1.RunH\x00\x42\x08\n\x06update\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c*\x8c\x01\n\x0bSweepAction\x12\x1c\n\x18SWEEP_ACTION_UNSPECIFIED\x10\x00\x12\x16\n\x12SWEEP_ACTION_PAUSE\x10\x01\x12\x17\n\x13SWEEP_ACTION_RESUME\x10\x02\x12\x15\n\x11SWEEP_ACTION_STOP\x10\x03\x12\x17\n\x13SWEEP_ACTION_CANCEL\x10\x04\x32\x84\x08\n\x0cSweepService\x12L\n\x0b\x43reateSweep\x12\x1d.sweepd.v1.CreateSweepRequest\x1a\x1e.sweepd.v1.CreateSweepResponse\x12\x38\n\x08GetSweep\x12\x1a.sweepd.v1.GetSweepRequest\x1a\x10.sweepd.v1.Sweep\x12I\n\nListSweeps\x12\x1c.sweepd.v1.ListSweepsRequest\x1a\x1d.sweepd.v1.ListSweepsResponse\x12\x42\n\rSetSweepState\x12\x1f.sweepd.v1.SetSweepStateRequest\x1a\x10.sweepd.v1.Sweep\x12\x43\n\x08ListRuns\x12\x1a.sweepd.v1.ListRunsRequest\x1a\x1b.sweepd.v1.ListRunsResponse\x12=\n\x06GetRun\x12\x18.sweepd.v1.GetRunRequest\x1a\x19.sweepd.v1.GetRunResponse\x12L\n\x0bListWorkers\x12\x1d.sweepd.v1.ListWorkersRequest\x1a\x1e.sweepd.v1.ListWorkersResponse\x12\x41\n\nGetRunLogs\x12\x1c.sweepd.v1.GetRunLogsRequest\x1a\x13.sweepd.v1.LogChunk0\x01\x12\x44\n\nWatchSweep\x12\x1c.sweepd.v1.WatchSweepRequest\x1a\x16.sweepd.v1.SweepUpdate0\x01\x12I\n\nSuggestRun\x12\x1c.sweepd.v1.SuggestRunRequest\x1a\x1d.sweepd.v1.SuggestRunResponse\x12R\n\rReportMetrics\x12\x1f.sweepd.v1.ReportMetricsRequest\x1a .sweepd.v1.ReportMetricsResponse\x12\x38\n\tFinishRun\x12\x1b.sweepd.v1.FinishRunRequest\x1a\x0e.sweepd.v1.Run\x12\x46\n\tRetryRuns\x12\x1b.sweepd.v1.RetryRunsRequest\x1a\x1c.sweepd.v1.RetryRunsResponse\x12\x61\n\x12GetParamImportance\x12$.sweepd.v1.GetParamImportanceRequest\x1a%.sweepd.v1.GetParamImportanceResponseBE\n\tsweepd.v1B\x0bSweepsProtoP\x01\xa2\x02\x03SWP\xaa\x02\tSweepd.V1\xca\x02\tSweepd\\V1\xea\x02\nSweepd::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sweepd.v1.sweeps_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\tsweepd.v1B\013SweepsProtoP\001\242\002\003SWP\252\002\tSweepd.V1\312\002\tSweepd\\V1\352\002\nSweepd::V1'
   _globals['_WORKER_LABELSENTRY']._loaded_options = None
   _globals['_WORKER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_SWEEPACTION']._serialized_start=2727
-  _globals['_SWEEPACTION']._serialized_end=2867
+  _globals['_SWEEPACTION']._serialized_start=2750
+  _globals['_SWEEPACTION']._serialized_end=2890
   _globals['_GETPARAMIMPORTANCEREQUEST']._serialized_start=94
   _globals['_GETPARAMIMPORTANCEREQUEST']._serialized_end=139
   _globals['_VALUECORRELATION']._serialized_start=141
@@ -52,51 +53,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNEVENT']._serialized_start=716
   _globals['_RUNEVENT']._serialized_end=856
   _globals['_CREATESWEEPREQUEST']._serialized_start=859
-  _globals['_CREATESWEEPREQUEST']._serialized_end=1002
-  _globals['_CREATESWEEPRESPONSE']._serialized_start=1004
-  _globals['_CREATESWEEPRESPONSE']._serialized_end=1058
-  _globals['_GETSWEEPREQUEST']._serialized_start=1060
-  _globals['_GETSWEEPREQUEST']._serialized_end=1095
-  _globals['_LISTSWEEPSREQUEST']._serialized_start=1097
-  _globals['_LISTSWEEPSREQUEST']._serialized_end=1116
-  _globals['_LISTSWEEPSRESPONSE']._serialized_start=1118
-  _globals['_LISTSWEEPSRESPONSE']._serialized_end=1172
-  _globals['_SETSWEEPSTATEREQUEST']._serialized_start=1174
-  _globals['_SETSWEEPSTATEREQUEST']._serialized_end=1254
-  _globals['_LISTRUNSREQUEST']._serialized_start=1256
-  _globals['_LISTRUNSREQUEST']._serialized_end=1330
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1332
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1405
-  _globals['_GETRUNREQUEST']._serialized_start=1407
-  _globals['_GETRUNREQUEST']._serialized_end=1463
-  _globals['_GETRUNRESPONSE']._serialized_start=1465
-  _globals['_GETRUNRESPONSE']._serialized_end=1589
-  _globals['_WORKER']._serialized_start=1592
-  _globals['_WORKER']._serialized_end=1921
-  _globals['_WORKER_LABELSENTRY']._serialized_start=1876
-  _globals['_WORKER_LABELSENTRY']._serialized_end=1921
-  _globals['_LISTWORKERSREQUEST']._serialized_start=1923
-  _globals['_LISTWORKERSREQUEST']._serialized_end=1943
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=1945
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2002
-  _globals['_SUGGESTRUNREQUEST']._serialized_start=2004
-  _globals['_SUGGESTRUNREQUEST']._serialized_end=2060
-  _globals['_SUGGESTRUNRESPONSE']._serialized_start=2062
-  _globals['_SUGGESTRUNRESPONSE']._serialized_end=2167
-  _globals['_REPORTMETRICSREQUEST']._serialized_start=2169
-  _globals['_REPORTMETRICSREQUEST']._serialized_end=2285
-  _globals['_REPORTMETRICSRESPONSE']._serialized_start=2287
-  _globals['_REPORTMETRICSRESPONSE']._serialized_end=2352
-  _globals['_FINISHRUNREQUEST']._serialized_start=2355
-  _globals['_FINISHRUNREQUEST']._serialized_end=2515
-  _globals['_GETRUNLOGSREQUEST']._serialized_start=2517
-  _globals['_GETRUNLOGSREQUEST']._serialized_end=2568
-  _globals['_WATCHSWEEPREQUEST']._serialized_start=2570
-  _globals['_WATCHSWEEPREQUEST']._serialized_end=2607
-  _globals['_SWEEPUPDATE']._serialized_start=2609
-  _globals['_SWEEPUPDATE']._serialized_end=2698
-  _globals['_LOGCHUNK']._serialized_start=2700
-  _globals['_LOGCHUNK']._serialized_end=2724
-  _globals['_SWEEPSERVICE']._serialized_start=2870
-  _globals['_SWEEPSERVICE']._serialized_end=3898
+  _globals['_CREATESWEEPREQUEST']._serialized_end=1025
+  _globals['_CREATESWEEPRESPONSE']._serialized_start=1027
+  _globals['_CREATESWEEPRESPONSE']._serialized_end=1081
+  _globals['_GETSWEEPREQUEST']._serialized_start=1083
+  _globals['_GETSWEEPREQUEST']._serialized_end=1118
+  _globals['_LISTSWEEPSREQUEST']._serialized_start=1120
+  _globals['_LISTSWEEPSREQUEST']._serialized_end=1139
+  _globals['_LISTSWEEPSRESPONSE']._serialized_start=1141
+  _globals['_LISTSWEEPSRESPONSE']._serialized_end=1195
+  _globals['_SETSWEEPSTATEREQUEST']._serialized_start=1197
+  _globals['_SETSWEEPSTATEREQUEST']._serialized_end=1277
+  _globals['_LISTRUNSREQUEST']._serialized_start=1279
+  _globals['_LISTRUNSREQUEST']._serialized_end=1353
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1355
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1428
+  _globals['_GETRUNREQUEST']._serialized_start=1430
+  _globals['_GETRUNREQUEST']._serialized_end=1486
+  _globals['_GETRUNRESPONSE']._serialized_start=1488
+  _globals['_GETRUNRESPONSE']._serialized_end=1612
+  _globals['_WORKER']._serialized_start=1615
+  _globals['_WORKER']._serialized_end=1944
+  _globals['_WORKER_LABELSENTRY']._serialized_start=1899
+  _globals['_WORKER_LABELSENTRY']._serialized_end=1944
+  _globals['_LISTWORKERSREQUEST']._serialized_start=1946
+  _globals['_LISTWORKERSREQUEST']._serialized_end=1966
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=1968
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=2025
+  _globals['_SUGGESTRUNREQUEST']._serialized_start=2027
+  _globals['_SUGGESTRUNREQUEST']._serialized_end=2083
+  _globals['_SUGGESTRUNRESPONSE']._serialized_start=2085
+  _globals['_SUGGESTRUNRESPONSE']._serialized_end=2190
+  _globals['_REPORTMETRICSREQUEST']._serialized_start=2192
+  _globals['_REPORTMETRICSREQUEST']._serialized_end=2308
+  _globals['_REPORTMETRICSRESPONSE']._serialized_start=2310
+  _globals['_REPORTMETRICSRESPONSE']._serialized_end=2375
+  _globals['_FINISHRUNREQUEST']._serialized_start=2378
+  _globals['_FINISHRUNREQUEST']._serialized_end=2538
+  _globals['_GETRUNLOGSREQUEST']._serialized_start=2540
+  _globals['_GETRUNLOGSREQUEST']._serialized_end=2591
+  _globals['_WATCHSWEEPREQUEST']._serialized_start=2593
+  _globals['_WATCHSWEEPREQUEST']._serialized_end=2630
+  _globals['_SWEEPUPDATE']._serialized_start=2632
+  _globals['_SWEEPUPDATE']._serialized_end=2721
+  _globals['_LOGCHUNK']._serialized_start=2723
+  _globals['_LOGCHUNK']._serialized_end=2747
+  _globals['_SWEEPSERVICE']._serialized_start=2893
+  _globals['_SWEEPSERVICE']._serialized_end=3921
 # @@protoc_insertion_point(module_scope)

@@ -103,18 +103,20 @@ class RunEvent(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., reason: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class CreateSweepRequest(_message.Message):
-    __slots__ = ("config_text", "source_name", "queue", "max_concurrent", "max_retries")
+    __slots__ = ("config_text", "source_name", "queue", "max_concurrent", "max_retries", "validate_only")
     CONFIG_TEXT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     config_text: str
     source_name: str
     queue: str
     max_concurrent: int
     max_retries: int
-    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., max_retries: _Optional[int] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, config_text: _Optional[str] = ..., source_name: _Optional[str] = ..., queue: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., max_retries: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreateSweepResponse(_message.Message):
     __slots__ = ("sweep",)

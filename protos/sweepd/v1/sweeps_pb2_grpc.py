@@ -27,7 +27,31 @@ if _version_not_supported:
 
 
 class SweepServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """SweepService: the client-facing API of a sweepd coordinator.
+
+    The `sweep` CLI and the Python client use it to create and steer sweeps. Programs in any
+    language that run trials themselves, without a worker daemon, use its ask / report / finish
+    calls: SuggestRun, ReportMetrics, FinishRun.
+
+    Authentication: every call needs the metadata header `authorization: Bearer <token>` (the
+    coordinator's token file, `<state-dir>/token`), unless the coordinator runs `--no-auth`.
+    Only the standard health service (grpc.health.v1.Health) answers without it.
+
+    Errors are gRPC status codes:
+    - INVALID_ARGUMENT: a bad request; nothing was changed. The message names the field (e.g.
+    `parameters.lr.max`) and the fix; a refused sweep config lists every problem, one a line.
+    The status details (`grpc-status-details-bin`) hold a google.rpc.BadRequest with one
+    FieldViolation per problem: `field` is the path, `description` the problem and its fix.
+    - NOT_FOUND: an unknown sweep or run.
+    - FAILED_PRECONDITION: the current state forbids the request (resuming a canceled sweep,
+    reporting on an ended run or with a stale attempt, importance with too few runs).
+    - PERMISSION_DENIED: a report or finish on a run held by another client id.
+    - RESOURCE_EXHAUSTED: a request over a limit (config size, parameters, batch size), or the
+    coordinator's disk is full (nothing kept; send again once space is freed).
+    - UNAVAILABLE: the coordinator could not store the change (nothing kept; send again), or
+    it cannot be reached.
+    - UNAUTHENTICATED: no or a wrong token; the message names the header to send.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -108,43 +132,79 @@ class SweepServiceStub:
 
 
 class SweepServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """SweepService: the client-facing API of a sweepd coordinator.
+
+    The `sweep` CLI and the Python client use it to create and steer sweeps. Programs in any
+    language that run trials themselves, without a worker daemon, use its ask / report / finish
+    calls: SuggestRun, ReportMetrics, FinishRun.
+
+    Authentication: every call needs the metadata header `authorization: Bearer <token>` (the
+    coordinator's token file, `<state-dir>/token`), unless the coordinator runs `--no-auth`.
+    Only the standard health service (grpc.health.v1.Health) answers without it.
+
+    Errors are gRPC status codes:
+    - INVALID_ARGUMENT: a bad request; nothing was changed. The message names the field (e.g.
+    `parameters.lr.max`) and the fix; a refused sweep config lists every problem, one a line.
+    The status details (`grpc-status-details-bin`) hold a google.rpc.BadRequest with one
+    FieldViolation per problem: `field` is the path, `description` the problem and its fix.
+    - NOT_FOUND: an unknown sweep or run.
+    - FAILED_PRECONDITION: the current state forbids the request (resuming a canceled sweep,
+    reporting on an ended run or with a stale attempt, importance with too few runs).
+    - PERMISSION_DENIED: a report or finish on a run held by another client id.
+    - RESOURCE_EXHAUSTED: a request over a limit (config size, parameters, batch size), or the
+    coordinator's disk is full (nothing kept; send again once space is freed).
+    - UNAVAILABLE: the coordinator could not store the change (nothing kept; send again), or
+    it cannot be reached.
+    - UNAUTHENTICATED: no or a wrong token; the message names the header to send.
+    """
 
     def CreateSweep(self, request, context):
         """Creates a sweep from a W&B-style configuration (YAML or JSON text). The sweep starts in
         RUNNING: workers are given its runs at once.
+        With `validate_only`, checks the config and creates nothing.
+        Errors: INVALID_ARGUMENT (with BadRequest details) for a refused config or option,
+        RESOURCE_EXHAUSTED for a config over the size or parameter limit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSweep(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One sweep as it is now, with its run counts and best run. NOT_FOUND for an unknown id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSweeps(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every sweep the coordinator knows, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetSweepState(self, request, context):
         """Pauses, resumes, stops or cancels a sweep. Returns the sweep as it now is.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a transition the state forbids (resuming a
+        CANCELED sweep, pausing one that is not RUNNING); INVALID_ARGUMENT for no action.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRuns(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A sweep's runs, a page at a time, in creation order (without their log tails).
+        Errors: NOT_FOUND for an unknown sweep; INVALID_ARGUMENT for a page_token not from the
+        previous answer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRun(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One run, with its log tail; with `include_history`, also its metric history and events.
+        NOT_FOUND for an unknown run.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -316,7 +376,31 @@ def add_SweepServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SweepService:
-    """Missing associated documentation comment in .proto file."""
+    """SweepService: the client-facing API of a sweepd coordinator.
+
+    The `sweep` CLI and the Python client use it to create and steer sweeps. Programs in any
+    language that run trials themselves, without a worker daemon, use its ask / report / finish
+    calls: SuggestRun, ReportMetrics, FinishRun.
+
+    Authentication: every call needs the metadata header `authorization: Bearer <token>` (the
+    coordinator's token file, `<state-dir>/token`), unless the coordinator runs `--no-auth`.
+    Only the standard health service (grpc.health.v1.Health) answers without it.
+
+    Errors are gRPC status codes:
+    - INVALID_ARGUMENT: a bad request; nothing was changed. The message names the field (e.g.
+    `parameters.lr.max`) and the fix; a refused sweep config lists every problem, one a line.
+    The status details (`grpc-status-details-bin`) hold a google.rpc.BadRequest with one
+    FieldViolation per problem: `field` is the path, `description` the problem and its fix.
+    - NOT_FOUND: an unknown sweep or run.
+    - FAILED_PRECONDITION: the current state forbids the request (resuming a canceled sweep,
+    reporting on an ended run or with a stale attempt, importance with too few runs).
+    - PERMISSION_DENIED: a report or finish on a run held by another client id.
+    - RESOURCE_EXHAUSTED: a request over a limit (config size, parameters, batch size), or the
+    coordinator's disk is full (nothing kept; send again once space is freed).
+    - UNAVAILABLE: the coordinator could not store the change (nothing kept; send again), or
+    it cannot be reached.
+    - UNAUTHENTICATED: no or a wrong token; the message names the header to send.
+    """
 
     @staticmethod
     def CreateSweep(request,

@@ -26,7 +26,24 @@ if _version_not_supported:
 
 
 class WorkerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """WorkerService: the protocol between a coordinator and its long-lived worker daemons.
+
+    A worker opens one bidirectional stream, Connect, and keeps it for its whole life,
+    reopening it with backoff whenever it breaks. The first message a worker sends is Hello;
+    the coordinator answers Welcome, then pushes assignments and stop orders as they arise.
+
+    Delivery: every worker message that changes state carries a sequence number `seq`,
+    increasing by one per message within a worker incarnation. The coordinator commits the
+    change, then acknowledges it with Ack(seq). A worker keeps every unacknowledged message
+    and resends it, in order, after reconnecting; the coordinator applies a message once and
+    acknowledges a resend without applying it again.
+
+    Authentication as for SweepService: the header `authorization: Bearer <token>`, else
+    UNAUTHENTICATED. Errors end the stream: ALREADY_EXISTS (worker id held by another live
+    process), INVALID_ARGUMENT (a malformed hello or message), FAILED_PRECONDITION (a seq
+    beyond the next expected), UNAVAILABLE or RESOURCE_EXHAUSTED (a message not stored); the
+    worker reconnects with backoff and resends what was not acknowledged.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,7 +59,24 @@ class WorkerServiceStub:
 
 
 class WorkerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """WorkerService: the protocol between a coordinator and its long-lived worker daemons.
+
+    A worker opens one bidirectional stream, Connect, and keeps it for its whole life,
+    reopening it with backoff whenever it breaks. The first message a worker sends is Hello;
+    the coordinator answers Welcome, then pushes assignments and stop orders as they arise.
+
+    Delivery: every worker message that changes state carries a sequence number `seq`,
+    increasing by one per message within a worker incarnation. The coordinator commits the
+    change, then acknowledges it with Ack(seq). A worker keeps every unacknowledged message
+    and resends it, in order, after reconnecting; the coordinator applies a message once and
+    acknowledges a resend without applying it again.
+
+    Authentication as for SweepService: the header `authorization: Bearer <token>`, else
+    UNAUTHENTICATED. Errors end the stream: ALREADY_EXISTS (worker id held by another live
+    process), INVALID_ARGUMENT (a malformed hello or message), FAILED_PRECONDITION (a seq
+    beyond the next expected), UNAVAILABLE or RESOURCE_EXHAUSTED (a message not stored); the
+    worker reconnects with backoff and resends what was not acknowledged.
+    """
 
     def Connect(self, request_iterator, context):
         """One worker's session. A worker id has at most one live session: a Hello with the id of a
@@ -71,7 +105,24 @@ def add_WorkerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkerService:
-    """Missing associated documentation comment in .proto file."""
+    """WorkerService: the protocol between a coordinator and its long-lived worker daemons.
+
+    A worker opens one bidirectional stream, Connect, and keeps it for its whole life,
+    reopening it with backoff whenever it breaks. The first message a worker sends is Hello;
+    the coordinator answers Welcome, then pushes assignments and stop orders as they arise.
+
+    Delivery: every worker message that changes state carries a sequence number `seq`,
+    increasing by one per message within a worker incarnation. The coordinator commits the
+    change, then acknowledges it with Ack(seq). A worker keeps every unacknowledged message
+    and resends it, in order, after reconnecting; the coordinator applies a message once and
+    acknowledges a resend without applying it again.
+
+    Authentication as for SweepService: the header `authorization: Bearer <token>`, else
+    UNAUTHENTICATED. Errors end the stream: ALREADY_EXISTS (worker id held by another live
+    process), INVALID_ARGUMENT (a malformed hello or message), FAILED_PRECONDITION (a seq
+    beyond the next expected), UNAVAILABLE or RESOURCE_EXHAUSTED (a message not stored); the
+    worker reconnects with backoff and resends what was not acknowledged.
+    """
 
     @staticmethod
     def Connect(request_iterator,
