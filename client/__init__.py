@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from .run import run
 
 if TYPE_CHECKING:
-    from .agent import agent
+    from .agent import AgentFailedError, agent
     from .api import Client, SweepdClientError, sweep
 
-__all__ = ["Client", "SweepdClientError", "agent", "run", "sweep"]
+__all__ = ["AgentFailedError", "Client", "SweepdClientError", "agent", "run", "sweep"]
 
 # Where each lazily imported name lives.
-_LAZY = {"agent": ".agent", "Client": ".api", "SweepdClientError": ".api", "sweep": ".api"}
+_LAZY = {"agent": ".agent", "AgentFailedError": ".agent", "Client": ".api",
+         "SweepdClientError": ".api", "sweep": ".api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -67,6 +68,19 @@ DEFAULT_STOP_GRACE_S = 10.0
 # this fraction of the lease (three chances before the run would be LOST).
 LEASE_RENEW_FRACTION = 1 / 3
 EXIT_CODE_EXCEPTION = 1
+# W&B's agent gives up when its first trials all fail (a typo in the function fails every
+# trial, and running the whole sweep to find out wastes it): the same default, and its
+# variable, so that a W&B user's setting carries over; ours is read first.
+DEFAULT_MAX_INITIAL_FAILURES = 5
+MAX_INITIAL_FAILURES_ENVS = ("SWEEPD_AGENT_MAX_INITIAL_FAILURES",
+                             "WANDB_AGENT_MAX_INITIAL_FAILURES")
+# Where an isolated trial leaves the traceback of the exception that ended it, for the agent
+# to print (a forked child's stderr does not always reach a notebook's cell output).
+TRACEBACK_FILENAME = "traceback.txt"
+
+
+class AgentFailedError(RuntimeError):
+    """The agent gave up: its first trials all failed."""
 
 
 class _TrialDropped(Exception):
@@ -130,8 +144,13 @@ def _child(function: Callable[[], Any], env: dict[str, str]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        text = traceback.format_exc()
+        try:
+            (Path(env["SWEEPD_RUN_DIR"]) / TRACEBACK_FILENAME).write_text(
+                f"{type(exc).__name__}: {exc}\n{text}")
+        except OSError:  # the agent then says only "exited with code 1": print it here
+            sys.stderr.write(text)
         sys.stderr.flush()
         os._exit(EXIT_CODE_EXCEPTION)
     sys.stdout.flush()
@@ -227,7 +246,8 @@ def _start_method() -> str:
 
 
 def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
-                  client: Client, interrupts: _Interrupts, stop_grace_s: float) -> int | None:
+                  client: Client, interrupts: _Interrupts, stop_grace_s: float
+                  ) -> dict[str, Any]:
     ctx: Any = multiprocessing.get_context(_start_method())
     child = ctx.Process(target=_child, args=(function, paths.env(r)), daemon=False,
                         name=f"sweepd-{r['id']}")
@@ -270,14 +290,27 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
             _kill_group(child.pid, signal.SIGKILL)
     reporter.poll(final=True)
     state, reason = _outcome(child.exitcode, reporter.stop_reason or user_stop)
+    raised = _raised(paths)
+    if state == "FAILED" and raised:
+        reason = f"raised {raised.splitlines()[0]}"
     reason = reporter.with_bad_lines(reason)
-    _for_this_trial(lambda: client.finish_run(r["id"], r["attempt"], state, child.exitcode,
-                                              reason, client_id=r["client_id"]))
-    return child.exitcode
+    finished: dict[str, Any] = _for_this_trial(lambda: client.finish_run(
+        r["id"], r["attempt"], state, child.exitcode, reason, client_id=r["client_id"]))
+    if raised:
+        finished["traceback"] = raised.partition("\n")[2]
+    return finished
+
+
+def _raised(paths: _Paths) -> str:
+    """'<Exception>: <message>' and the traceback an isolated trial left, or ''."""
+    try:
+        return (paths.run_dir / TRACEBACK_FILENAME).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
-                    client: Client, interrupts: _Interrupts) -> int | None:
+                    client: Client, interrupts: _Interrupts) -> dict[str, Any]:
     reporter = _Reporter(client, r, paths)
     done = threading.Event()
     lock = threading.Lock()  # the client is shared with the reporting thread
@@ -311,6 +344,7 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
     run._run = Run(environ=env)
     code: int | None = 0
     reason_extra = ""
+    trace = ""
     interrupted = False
     thread.start()
     try:
@@ -319,8 +353,8 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
         code, interrupted = None, True
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except Exception as exc:  # the trial failed; the agent goes on
-        traceback.print_exc()
+    except Exception as exc:  # the trial failed; the agent goes on (and prints the trace)
+        trace = traceback.format_exc()
         code, reason_extra = EXIT_CODE_EXCEPTION, f"{type(exc).__name__}: {exc}"
     finally:
         interrupts.on_interrupt = lambda n: None
@@ -343,11 +377,13 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
     if state == "FAILED" and reason_extra:
         reason = f"raised {reason_extra}"
     reason = reporter.with_bad_lines(reason)
-    _for_this_trial(lambda: client.finish_run(r["id"], r["attempt"], state, code, reason,
-                                              client_id=r["client_id"]))
+    finished: dict[str, Any] = _for_this_trial(lambda: client.finish_run(
+        r["id"], r["attempt"], state, code, reason, client_id=r["client_id"]))
     if interrupted:
         raise KeyboardInterrupt
-    return code
+    if trace:
+        finished["traceback"] = trace
+    return finished
 
 
 def agent(
@@ -359,6 +395,8 @@ def agent(
     isolate: bool = True,
     workdir: str | Path | None = None,
     stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+    max_initial_failures: int | None = None,
+    quiet: bool = False,
 ) -> int:
     """Runs trials of ``sweep_id`` by calling ``function()`` until the sweep ends, ``count``
     trials ran, or Ctrl+C. Inside the function ``run.config`` holds the trial's parameters and
@@ -371,11 +409,27 @@ def agent(
     A trial whose run the coordinator no longer counts as this agent's (its lease expired:
     no report for the coordinator's ``--lease-seconds``) is dropped with a warning, its
     process killed, and is not counted; the agent asks for another run.
+
+    Prints a line per trial (run id, parameters, outcome and the sweep's metric), the
+    traceback of a trial that raised, and a summary at the end (``quiet=True``: none of it).
+    When the first ``max_initial_failures`` trials all fail (default
+    ``$SWEEPD_AGENT_MAX_INITIAL_FAILURES``, else ``$WANDB_AGENT_MAX_INITIAL_FAILURES``, else
+    5; 0: never give up) the agent stops and raises ``AgentFailedError``.
+
+    With no ``coordinator`` (nor ``$SWEEPD_COORDINATOR``) and none answering on this machine's
+    default address, a local one is started in the background (``coordinator stop`` ends it).
     """
+    limit = _max_initial_failures(max_initial_failures)
+    from sweepd.common.local import ensure_local
+
+    ensure_local(coordinator)
     base = Path(workdir) if workdir is not None else Path.cwd()
     client_id = f"agent-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ran = 0
+    tally = _Tally(quiet)
     with Client(coordinator) as client, _Interrupts() as interrupts:
+        metric = client.get_sweep(sweep_id)["metric"] or {}
+        tally.metric, tally.maximize = metric.get("name", ""), metric.get("goal") == "maximize"
         while count is None or ran < count:
             if interrupts.count:
                 break
@@ -396,11 +450,13 @@ def agent(
                 continue
             paths = _prepare(base, r)
             log.info("trial %s: %s", r["id"], json.dumps(r["params"]))
+            started = time.monotonic()
             try:
                 if isolate:
-                    _run_isolated(function, r, paths, client, interrupts, stop_grace_s)
+                    finished = _run_isolated(function, r, paths, client, interrupts,
+                                             stop_grace_s)
                 else:
-                    _run_in_process(function, r, paths, client, interrupts)
+                    finished = _run_in_process(function, r, paths, client, interrupts)
             except _TrialDropped as exc:
                 # Not counted: the point goes back to the sweep (retried or ended LOST by the
                 # coordinator), and this agent asks for the next run.
@@ -408,4 +464,86 @@ def agent(
                             " asking for another run", r["id"], r["attempt"], exc)
                 continue
             ran += 1
+            tally.add(finished, time.monotonic() - started)
+            if limit and tally.failed == tally.count == limit:
+                tally.summary(sweep_id)
+                raise AgentFailedError(
+                    f"the first {limit} trials of sweep {sweep_id} all failed (last:"
+                    f" {finished['reason'] or finished['state']}); the agent stopped. Fix the"
+                    " function (the tracebacks are above), or allow more with"
+                    " max_initial_failures= or $WANDB_AGENT_MAX_INITIAL_FAILURES (0: never"
+                    " stop)")
+    tally.summary(sweep_id)
     return ran
+
+
+def _max_initial_failures(explicit: int | None) -> int:
+    if explicit is not None:
+        if explicit < 0:
+            raise ValueError(f"max_initial_failures must be 0 or more, not {explicit}")
+        return explicit
+    for name in MAX_INITIAL_FAILURES_ENVS:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"${name}={text!r}: expected a whole number of trials, 0 or"
+                             " more (0: never stop)")
+        return value
+    return DEFAULT_MAX_INITIAL_FAILURES
+
+
+class _Tally:
+    """The agent's account to the user: a line per trial, then a summary."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.metric = ""
+        self.maximize = False
+        self.count = 0
+        self.failed = 0
+        self.states: dict[str, int] = {}
+        self.best: dict[str, Any] | None = None
+
+    def add(self, r: dict[str, Any], seconds: float) -> None:
+        self.count += 1
+        self.failed += r["state"] == "FAILED"
+        self.states[r["state"]] = self.states.get(r["state"], 0) + 1
+        value = r["summary"].get(self.metric) if self.metric else None
+        if isinstance(value, (int, float)) and not math.isnan(value) and (
+                self.best is None or self._better(value)):
+            self.best = r
+        if self.quiet:
+            return
+        from .format import cell_text
+
+        if r.get("traceback"):
+            print(f"agent: trial {r['id']} raised:\n{r['traceback'].rstrip()}",
+                  file=sys.stderr, flush=True)
+        result = f"{self.metric}={cell_text(value)}" if self.metric else ""
+        print("  ".join(p for p in (
+            f"agent: trial {r['id']}", cell_text(r["params"]) or "-", r["state"], result,
+            f"{seconds:.1f}s", r["reason"]) if p), flush=True)
+
+    def _better(self, value: float) -> bool:
+        assert self.best is not None
+        best = self.best["summary"][self.metric]
+        return bool(value > best) if self.maximize else bool(value < best)
+
+    def summary(self, sweep_id: str) -> None:
+        if self.quiet:
+            return
+        from .format import cell_text
+
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(self.states.items()))
+        line = f"agent: {self.count} trial(s) of sweep {sweep_id}" + (
+            f": {counts}" if counts else "")
+        if self.best is not None:
+            line += (f"; best {self.best['id']} {self.metric}="
+                     f"{cell_text(self.best['summary'][self.metric])}"
+                     f" ({cell_text(self.best['params'])})")
+        print(line, flush=True)

@@ -21,8 +21,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
-
 from sweepd.common.params import params_from_proto
 from sweepd.common.transport import (
     IDEMPOTENT_METHODS,
@@ -33,16 +31,39 @@ from sweepd.common.transport import (
     open_channel,
     retry_while_unavailable,
 )
+from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 # Unary calls answer in milliseconds; this bounds a call to a hung coordinator.
 DEFAULT_TIMEOUT_S = 30.0
 
 
 class SweepdClientError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    """A refused call. ``field_violations``: for INVALID_ARGUMENT, each problem as (field path,
+    description with the fix), from the status details (empty from older coordinators)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str,
+                 field_violations: Sequence[tuple[str, str]] = ()) -> None:
         self.code = code
         self.message = message
+        self.field_violations: list[tuple[str, str]] = list(field_violations)
         super().__init__(f"{code.name}: {message}")
+
+
+def field_violations(exc: grpc.RpcError) -> list[tuple[str, str]]:
+    """The BadRequest field violations in a failed call's ``grpc-status-details-bin``."""
+    # Imported here: only a refused call needs them, and the client stays quick to import.
+    from google.rpc import error_details_pb2, status_pb2
+
+    trailing = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    found: list[tuple[str, str]] = []
+    for key, value in trailing or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                found.extend((v.field, v.description) for v in bad.field_violations)
+    return found
 
 
 def _time(ts: Timestamp) -> float | None:
@@ -173,6 +194,12 @@ class Client:
             self._answered = True
             return response
         except StillUnavailable as gone:
+            if gone.storage_full:
+                raise SweepdClientError(grpc.StatusCode.RESOURCE_EXHAUSTED, (
+                    f"the coordinator at {self.address} could not store anything for"
+                    f" {gone.waited_s:.0f} s: its state directory's disk is full ({gone.details});"
+                    " free space there, then call again (nothing of this call was kept)"
+                )) from None
             raise SweepdClientError(grpc.StatusCode.UNAVAILABLE, (
                 f"the coordinator at {self.address} was unreachable for {gone.waited_s:.0f} s"
                 f" ({gone.details}); is `coordinator serve` still running there?")) from None
@@ -180,9 +207,10 @@ class Client:
             code, details = _status(exc)
             if code == grpc.StatusCode.UNAVAILABLE:
                 details = (f"cannot reach the coordinator at {self.address} ({details}); is"
-                           " `coordinator serve` running there? Set --coordinator or"
+                           " `coordinator serve` running there? Name the right one with"
+                           " coordinator=\"HOST:PORT\" (Python), --coordinator (CLI) or"
                            " SWEEPD_COORDINATOR")
-            raise SweepdClientError(code, details) from None
+            raise SweepdClientError(code, details, field_violations(exc)) from None
 
     def _stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
         """The messages of a server-streaming call, its failure as SweepdClientError."""
@@ -194,14 +222,17 @@ class Client:
     # -- sweeps ---------------------------------------------------------------------------
 
     def create_sweep(self, config: str | Path | Mapping[str, Any], *, queue: str = "",
-                     max_concurrent: int = 0, max_retries: int | None = None
-                     ) -> dict[str, Any]:
+                     max_concurrent: int = 0, max_retries: int | None = None,
+                     validate_only: bool = False) -> dict[str, Any]:
         """Creates a sweep on ``queue`` (default "default"), at most ``max_concurrent`` runs at
         once (0: no limit), a LOST run tried again up to ``max_retries`` times (None: the
-        config's ``max_retries``, else the coordinator's default)."""
+        config's ``max_retries``, else the coordinator's default). With ``validate_only``,
+        only checks: the answer is the sweep it would create (its ``notices``; no id), and
+        nothing is created."""
         text, source = config_text(config)
         request = sweeps_pb2.CreateSweepRequest(
-            config_text=text, source_name=source, queue=queue, max_concurrent=max_concurrent)
+            config_text=text, source_name=source, queue=queue, max_concurrent=max_concurrent,
+            validate_only=validate_only)
         if max_retries is not None:
             request.max_retries = max_retries
         response = self._call("CreateSweep", request)
@@ -347,7 +378,14 @@ class Client:
 
 def sweep(config: str | Path | Mapping[str, Any], *, coordinator: str | None = None) -> str:
     """Creates a sweep from a config dict, a path to a YAML/JSON file, or the text itself,
-    and returns its id (as ``wandb.sweep`` does)."""
+    and returns its id (as ``wandb.sweep`` does).
+
+    With no ``coordinator`` (nor ``$SWEEPD_COORDINATOR``) and none answering on this
+    machine's default address, a local one is started in the background and reused
+    afterwards (``sweepd.common.local``; ``coordinator stop`` ends it)."""
+    from sweepd.common.local import ensure_local
+
+    ensure_local(coordinator)
     with Client(coordinator) as client:
         return str(client.create_sweep(config)["id"])
 

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import grpc
+from sweepd.common.transport import Security, coordinator_address
 
 from .api import Client, SweepdClientError
+from .dashboard_cli import dashboard_command, report_command
 from .format import cell_text, duration, table, to_json, when
 from .runs_view import (
     RunsViewError,
@@ -35,8 +38,8 @@ from .runs_view import (
     sort_runs,
     to_csv,
 )
-from sweepd.common.transport import Security, coordinator_address
 from .validate import validate_command
+from .watch_view import WatchState, live_view
 
 # `sweep show RUN_ID` of a failed run ends with this many lines of its output.
 LOG_LINES_ON_FAILURE = 20
@@ -50,21 +53,25 @@ def parse_run_id(value: str) -> str | None:
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
+# 128 + SIGINT, what a shell reports for a command ended by Ctrl+C.
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def common_options(func: F | None = None, *, formats: tuple[str, ...] = ("table", "json")
-                   ) -> Any:
+def common_options(func: F | None = None, *, formats: tuple[str, ...] = ("table", "json"),
+                   autostart: bool = False) -> Any:
     """--coordinator and --format on every command, and errors turned into exit codes.
 
-    ``@common_options`` offers table and json; ``@common_options(formats=...)`` others too."""
+    ``@common_options`` offers table and json; ``@common_options(formats=...)`` others too.
+    ``autostart``: with no coordinator named and none answering on the default address, start
+    a local one first (``sweepd.common.local``)."""
     if func is None:
-        return functools.partial(_with_common_options, formats=formats)
-    return _with_common_options(func, formats=formats)
+        return functools.partial(_with_common_options, formats=formats, autostart=autostart)
+    return _with_common_options(func, formats=formats, autostart=autostart)
 
 
-def _with_common_options(func: F, *, formats: tuple[str, ...]) -> F:
+def _with_common_options(func: F, *, formats: tuple[str, ...], autostart: bool = False) -> F:
     @click.option("--coordinator", metavar="HOST:PORT", default=None,
                   help="Coordinator address [default: $SWEEPD_COORDINATOR or 127.0.0.1:50051]")
     @click.option("--format", "fmt", type=click.Choice(list(formats)), default="table",
@@ -78,8 +85,21 @@ def _with_common_options(func: F, *, formats: tuple[str, ...]) -> F:
     def wrapper(*args: Any, coordinator: str | None, fmt: str, token: str | None,
                 tls_ca: str | None, **kwargs: Any) -> Any:
         try:
+            if autostart:
+                from sweepd.common.local import LocalCoordinatorError, ensure_local
+
+                try:
+                    ensure_local(coordinator)
+                except LocalCoordinatorError as exc:
+                    click.echo(f"error: {exc}", err=True)
+                    sys.exit(EXIT_UNREACHABLE)
             with Client(coordinator, security=Security.resolve(token, tls_ca)) as client:
                 return func(*args, client=client, fmt=fmt, **kwargs)
+        except KeyboardInterrupt:
+            # Ctrl+C on a command that follows something (watch, logs -f): a normal way out,
+            # with the shell's code for SIGINT and no "Aborted!".
+            click.echo("", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except SweepdClientError as exc:
             for line in exc.message.splitlines():
                 click.echo(f"error: {line}" if line and not line.startswith(" ") else line,
@@ -94,12 +114,15 @@ def _with_common_options(func: F, *, formats: tuple[str, ...]) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sweepd", prog_name="sweep")
 def main() -> None:
     """sweepd: create and steer hyperparameter sweeps."""
+    _add_examples()
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path,
+                                       allow_dash=True))
 @click.option("--queue", default="", metavar="NAME",
               help="The worker queue that runs it (`worker join --queue`) [default: default].")
 @click.option("--max-concurrent", type=click.IntRange(min=0), default=0, metavar="N",
@@ -107,11 +130,14 @@ def main() -> None:
 @click.option("--max-retries", type=click.IntRange(min=0), default=None, metavar="N",
               help="Try a LOST run (its worker vanished) again up to N times [default: the"
                    " config's max_retries, else the coordinator's --max-retries].")
-@common_options
+@common_options(autostart=True)
 def create(file: Path, queue: str, max_concurrent: int, max_retries: int | None,
            client: Client, fmt: str) -> None:
-    """Create a sweep from a W&B-style sweep.yaml; prints its id."""
-    sweep = client.create_sweep(file, queue=queue, max_concurrent=max_concurrent,
+    """Create a sweep from a W&B-style sweep.yaml (`-`: read it from standard input); prints
+    its id. With no coordinator named and none running on this machine, starts one in the
+    background (`coordinator stop` ends it)."""
+    config: Path | str = sys.stdin.read() if str(file) == "-" else file
+    sweep = client.create_sweep(config, queue=queue, max_concurrent=max_concurrent,
                                 max_retries=max_retries)
     if fmt == "json":
         click.echo(to_json(sweep))
@@ -122,7 +148,10 @@ def create(file: Path, queue: str, max_concurrent: int, max_retries: int | None,
     address = client.address
     flag = "" if address == coordinator_address(None) else f" --coordinator {address}"
     click.echo(f"Created sweep {sweep['id']} ({sweep['method']}). Start workers with:", err=True)
-    click.echo(f"  worker join{flag} --sweep {sweep['id']}", err=True)
+    click.echo(f"  worker join{flag} --sweep {sweep['id']}           # until the sweep ends",
+               err=True)
+    click.echo(f"  worker join{flag} --sweep {sweep['id']} --count 5 # or: at most 5 runs",
+               err=True)
 
 
 @main.command("list")
@@ -186,12 +215,27 @@ def _show_run(run_id: str, client: Client, fmt: str) -> None:
         click.echo("\n".join(r["log_tail"].splitlines()[-LOG_LINES_ON_FAILURE:]))
 
 
+def _run_of_sweep(sweep_id: str, run: str) -> str:
+    """``sweep show SWEEP_ID RUN``: RUN is the run's id or its number in the sweep."""
+    run_id = f"{sweep_id}-{run}" if run.isdigit() else run
+    if parse_run_id(run_id) is None or run_id.rsplit("-", 1)[0] != sweep_id:
+        raise click.BadParameter(
+            f"{run!r} is not a run of sweep {sweep_id}: give its id ({sweep_id}-N) or its"
+            " number N", param_hint="RUN_ID")
+    return run_id
+
+
 @main.command()
 @click.argument("sweep_id", metavar="SWEEP_ID|RUN_ID")
+@click.argument("run", metavar="[RUN_ID]", required=False)
 @common_options
-def show(sweep_id: str, client: Client, fmt: str) -> None:
+def show(sweep_id: str, run: str | None, client: Client, fmt: str) -> None:
     """Show one sweep (state, run counts, best run, notices), or one run (with the end of its
-    output when it failed)."""
+    output when it failed): `sweep show RUN_ID`, or `sweep show SWEEP_ID RUN_ID` where RUN_ID
+    may also be the run's number."""
+    if run is not None:
+        _show_run(_run_of_sweep(sweep_id, run), client, fmt)
+        return
     if parse_run_id(sweep_id) is not None:
         _show_run(sweep_id, client, fmt)
         return
@@ -236,14 +280,7 @@ def runs(sweep_id: str, sort_key: str | None, top: int | None, metrics: str, cli
     """List a sweep's runs with their parameters, state and metric.
 
     A column per parameter when the terminal is wide enough, else one PARAMS column;
-    --format csv always has a column per parameter and per metric.
-
-    \b
-    Examples:
-      sweep runs 3f9c2a1b --top 5
-      sweep runs 3f9c2a1b --sort -accuracy --metrics loss,epoch
-      sweep runs 3f9c2a1b --format csv > runs.csv
-    """
+    --format csv always has a column per parameter and per metric."""
     run_list: list[dict[str, Any]] = client.runs(sweep_id)
     sweep_info = client.get_sweep(sweep_id)
     metric = sweep_info["metric"]
@@ -302,13 +339,7 @@ def importance(sweep_id: str, client: Client, fmt: str) -> None:
     it did not see (permutation importance on held-out folds; the shares sum to 1), with its
     spread. CORRELATION is Spearman's rank correlation with the metric; a categorical parameter
     gets one per value. With --format json: the list of {"param", "importance",
-    "correlation", ...}, most important first.
-
-    \b
-    Example:
-      sweep importance 3f9c2a1b
-      sweep importance 3f9c2a1b --format json
-    """
+    "correlation", ...}, most important first."""
     result = client.importance(sweep_id)
     if fmt == "json":
         click.echo(to_json(result["params"]))
@@ -392,52 +423,107 @@ def workers(client: Client, fmt: str) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
 @common_options
 def logs(run_id: str, follow: bool, client: Client, fmt: str) -> None:
-    """Print a run's output (stdout and stderr): the last 64 KiB once it ended."""
+    """Print a run's output (stdout and stderr): the last 64 KiB once it ended. With
+    --format json: one JSON document per line of output, {"run_id", "line"} (a line cut
+    by the 64 KiB window or still being written comes as it is)."""
+    if fmt == "json":
+        _logs_as_json(run_id, client.logs(run_id, follow=follow))
+        return
     out = sys.stdout.buffer
     for chunk in client.logs(run_id, follow=follow):
         out.write(chunk)
         out.flush()
 
 
+def _logs_as_json(run_id: str, chunks: Iterator[bytes]) -> None:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            _echo_json_line(run_id, line)
+    if pending:
+        _echo_json_line(run_id, pending)
+
+
+def _echo_json_line(run_id: str, line: bytes) -> None:
+    # Undecodable bytes replaced: a JSON reader must never choke on a program's output.
+    text = line.decode("utf-8", errors="replace").removesuffix("\r")
+    click.echo(json.dumps({"run_id": run_id, "line": text}, ensure_ascii=False))
+
+
 @main.command()
 @click.argument("sweep_id")
+@click.option("--plain", is_flag=True,
+              help="Plain lines even on a terminal (the default when output is not one).")
 @common_options
-def watch(sweep_id: str, client: Client, fmt: str) -> None:
-    """Follow a sweep live: a line each time one of its runs changes state, until the sweep
-    has ended and its last run is over. With --format json, every update as a JSON line."""
-    states: dict[str, str] = {}
-    metric = ""
-    sweep: dict[str, Any] | None = None
-    for update in client.watch(sweep_id):
-        if fmt == "json":
+def watch(sweep_id: str, plain: bool, client: Client, fmt: str) -> None:
+    """Follow a sweep live until it has ended and its last run is over.
+
+    On a terminal: a screen redrawn in place with a progress bar (finished runs of run_cap
+    or of the grid), the best run so far, the running runs with their latest metric and step,
+    counts by state and the last events. Otherwise (or with --plain): a line per run state
+    change and per new best run. With --format json: every update as a JSON line."""
+    updates = client.watch(sweep_id)
+    if fmt == "json":
+        for update in updates:
             click.echo(json.dumps(update, separators=(",", ":"), default=str))
-            continue
-        if "sweep" in update:
-            if sweep is None:
-                metric = (update["sweep"]["metric"] or {}).get("name", "")
-                click.echo(f"watching sweep {sweep_id} ({update['sweep']['state']}); Ctrl+C to"
-                           " stop watching (the sweep goes on)")
-            sweep = update["sweep"]
-            continue
-        r = update["run"]
-        if states.get(r["id"]) == r["state"]:
-            continue  # new metrics of a run already shown in this state
-        states[r["id"]] = r["state"]
-        value = r["summary"].get(metric) if metric else None
-        click.echo("  ".join(part for part in (
-            when(r["ended_at"] or r["started_at"] or r["created_at"]), f"{r['id']:<12}",
-            f"{r['state']:<9}", cell_text(r["params"]),
-            f"{metric}={cell_text(value)}" if value is not None else "",
-            r["reason"]) if part))
-    if fmt != "json" and sweep is not None:
+        return
+    state = WatchState(sweep_id)
+    if not plain and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        from rich.console import Console
+
+        live_view(state, updates, lambda run_id: client.get_run(run_id, history=True),
+                  Console())
+    else:
+        for update in updates:
+            for line in state.apply(update):
+                click.echo(line)
+    if state.sweep is not None:
         final = client.get_sweep(sweep_id)
         line = f"sweep {sweep_id} {final['state']}"
         if final["state_reason"]:
             line += f" ({final['state_reason']})"
         best = final["best_run"]
-        if best and metric:
-            line += f"; best {best['id']} {metric}={cell_text(best['summary'].get(metric))}"
+        if best and state.metric:
+            line += (f"; best {best['id']} {state.metric}="
+                     f"{cell_text(best['summary'].get(state.metric))}")
         click.echo(line)
 
 
 main.add_command(validate_command, "validate")
+
+# Shown at the end of each command's --help: what a first try looks like.
+EXAMPLES = {
+    "create": ["sweep create sweep.yaml", "sweep create sweep.yaml --queue gpu --max-concurrent 4",
+               "cat sweep.json | sweep create -"],
+    "list": ["sweep list", "sweep list --format json"],
+    "show": ["sweep show 3f9c2a1b", "sweep show 3f9c2a1b-4", "sweep show 3f9c2a1b 4"],
+    "runs": ["sweep runs 3f9c2a1b --top 5", "sweep runs 3f9c2a1b --sort -accuracy --metrics"
+             " loss,epoch", "sweep runs 3f9c2a1b --format csv > runs.csv"],
+    "importance": ["sweep importance 3f9c2a1b", "sweep importance 3f9c2a1b --format json"],
+    "retry": ["sweep retry 3f9c2a1b --failed", "sweep retry 3f9c2a1b --failed --lost"],
+    "pause": ["sweep pause 3f9c2a1b"],
+    "resume": ["sweep resume 3f9c2a1b"],
+    "stop": ["sweep stop 3f9c2a1b"],
+    "cancel": ["sweep cancel 3f9c2a1b"],
+    "workers": ["sweep workers", "sweep workers --format json"],
+    "logs": ["sweep logs 3f9c2a1b-4", "sweep logs 3f9c2a1b-4 --follow",
+             "sweep logs 3f9c2a1b-4 --format json"],
+    "watch": ["sweep watch 3f9c2a1b", "sweep watch 3f9c2a1b --format json > updates.jsonl"],
+    "validate": ["sweep validate sweep.yaml", "cat sweep.yaml | sweep validate -"],
+    "dashboard": ["sweep dashboard"],
+    "report": ["sweep report 3f9c2a1b -o report.html"],
+}
+
+
+def _add_examples() -> None:
+    # Called when the group runs, i.e. after every module has added its commands.
+    for name, lines in EXAMPLES.items():
+        cmd = main.commands.get(name)
+        if cmd is not None and not cmd.epilog:
+            cmd.epilog = "\b\nExamples:\n" + "\n".join(f"  {x}" for x in lines)
+
+
+main.add_command(dashboard_command, "dashboard")
+main.add_command(report_command, "report")

@@ -37,12 +37,52 @@ from sweepd.common.runfile import (
 )
 
 
-
 class Config(Mapping[str, Any]):
-    """Read-only run parameters with attribute and item access; nested groups are Configs."""
+    """Run parameters with attribute and item access; nested groups are Configs.
+
+    The sweep's parameters are locked, as in W&B: ``run.config.update({...})``,
+    ``run.config.key = value`` and ``run.config["key"] = value`` add other keys (kept in this
+    process, for the program's own use; the coordinator records only the parameters), and an
+    attempt to change a sweep parameter's value is ignored with a warning, the sweep's value
+    kept.
+    """
+
+    _values: dict[str, Any]
+    _locked: frozenset[str]
 
     def __init__(self, values: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_values", dict(values or {}))
+        object.__setattr__(self, "_locked", frozenset(self._values))
+
+    def update(self, values: Mapping[str, Any] | None = None, allow_val_change: bool = False,
+               **kwargs: Any) -> None:
+        """Adds keys, as ``wandb.config.update``. ``allow_val_change`` lets a key added here
+        change; a sweep parameter never changes (the run would no longer be the point the
+        sweep chose)."""
+        if values is not None and not isinstance(values, Mapping):
+            # W&B also takes an argparse Namespace or an object with attributes.
+            values = vars(values) if hasattr(values, "__dict__") else None
+            if values is None:
+                raise TypeError("run.config.update takes a dict (or an argparse Namespace)")
+        for key, value in {**(values or {}), **kwargs}.items():
+            self._set(str(key), value, allow_val_change)
+
+    def _set(self, key: str, value: Any, allow_val_change: bool) -> None:
+        if key in self._locked:
+            if self._values[key] != value:
+                print(f"sweepd: run.config.{key} is a sweep parameter (value"
+                      f" {self._values[key]!r}); the update to {value!r} is ignored. Keep"
+                      " derived values under another key.", file=sys.stderr)
+            return
+        if key in self._values and self._values[key] != value and not allow_val_change:
+            raise ValueError(
+                f"run.config.{key} is already {self._values[key]!r}; to change it to"
+                f" {value!r} pass allow_val_change=True (run.config.update({{{key!r}: ...}},"
+                " allow_val_change=True))")
+        self._values[key] = value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._set(key, value, True)
 
     def __getitem__(self, key: str) -> Any:
         value = self._values[key]
@@ -57,7 +97,7 @@ class Config(Mapping[str, Any]):
             ) from None
 
     def __setattr__(self, key: str, value: Any) -> None:
-        raise TypeError("run.config is read-only: parameters come from the sweep")
+        self._set(key, value, True)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

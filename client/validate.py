@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sweepd.common.macros import resolve_worker_macros
 
 from .format import table, to_json
-from sweepd.common.macros import resolve_worker_macros
 
 EXIT_INVALID = 2
 # Where `${args_json_file}` would point on a worker; shown, not written.
@@ -90,3 +90,15 @@ def _text(file: Path, info: dict[str, Any]) -> str:
         lines.append("notices:")
         lines.extend(f"  - {n}" for n in info["notices"])
     return "\n".join(lines)
+
+
+def grid_size_of(config_text: str) -> int | None:
+    """The number of points of a grid sweep's config by the coordinator's own count (for
+    `sweep watch`'s progress bar), else None: not a grid, or not parseable here."""
+    from sweepd.coordinator.config import describe, parse_config
+
+    try:
+        size = describe(parse_config(config_text))["grid_size"]
+    except Exception:  # a view without a total is better than no view
+        return None
+    return int(size) if size else None

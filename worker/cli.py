@@ -1,7 +1,8 @@
 """``worker``: the worker daemon's command line.
 
 Exit codes: 0 done (its sweep ended, ``--count`` reached, or a clean shutdown);
-130 interrupted by Ctrl+C / SIGTERM (after its runs were handled); 2 bad usage.
+130 interrupted by Ctrl+C / SIGTERM (after its runs were handled); 2 bad usage;
+3 refused by the coordinator before any work (no such sweep, a wrong token).
 """
 
 from __future__ import annotations
@@ -30,12 +31,27 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _sweep_id(value: str) -> str:
+    """A sweep id as W&B prints it too: ``ID`` or ``entity/project/ID`` (the last part)."""
+    sweep_id = value.strip().rstrip("/").rsplit("/", 1)[-1]
+    if not sweep_id:
+        raise click.BadParameter(f"{value!r}: expected a sweep id (or entity/project/ID)",
+                                 param_hint="SWEEP_ID")
+    return sweep_id
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sweepd", prog_name="worker")
 def main() -> None:
     """sweepd worker: runs what the coordinator assigns."""
 
 
-@main.command("join")
+@main.command("join", epilog="""\b
+Examples:
+  worker join                                   # every sweep, until stopped
+  worker join 3f9c2a1b --count 5                # five runs of one sweep (as `wandb agent ID`)
+  worker join --coordinator head:50051 --sweep 3f9c2a1b --gpus auto""")
+@click.argument("sweep", metavar="[SWEEP_ID]", required=False)
 @click.option("--coordinator", metavar="HOST:PORT", default=None,
               help="Coordinator address [default: $SWEEPD_COORDINATOR or 127.0.0.1:50051]")
 @click.option("--slots", type=click.IntRange(min=1), default=1, show_default=True,
@@ -79,13 +95,22 @@ def main() -> None:
                    " this long (doubling each time, up to 15 minutes).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True)
-def join(coordinator: str | None, slots: int, sweep_id: str, count: int, workdir: Path | None,
+def join(sweep: str | None, coordinator: str | None, slots: int, sweep_id: str, count: int,
+         workdir: Path | None,
          interpreter: str, worker_id: str, labels: tuple[str, ...], stop_grace: float,
          gpus_spec: str, gpus_per_run: int, queues: tuple[str, ...], exit_when_idle: float,
          failure_backoff: float,
          token: str | None, tls_ca: str | None, tls_cert: str | None, tls_key: str | None,
          log_level: str) -> None:
-    """Join a coordinator and run assigned runs until told to stop."""
+    """Join a coordinator and run assigned runs until told to stop.
+
+    SWEEP_ID (or --sweep; `entity/project/ID` as W&B prints it works too): take runs of that
+    sweep only, and exit when it ends. Exit codes: 0 done, 2 bad usage, 3 refused by the
+    coordinator (no such sweep, wrong token; an unreachable one is retried), 130 interrupted."""
+    if sweep and sweep_id and _sweep_id(sweep) != _sweep_id(sweep_id):
+        raise click.UsageError(f"two different sweeps: {sweep!r} and --sweep {sweep_id!r};"
+                               " give one")
+    sweep_id = _sweep_id(sweep or sweep_id) if (sweep or sweep_id) else ""
     logging.basicConfig(level=getattr(logging, log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

@@ -38,9 +38,13 @@ USED_KEYS = (
 # Keys of sweepd's own (W&B refuses them, so a config using them is sweepd-only).
 SWEEPD_KEYS = ("max_retries", "seed")
 # W&B keys kept with the sweep (in ``raw``) that change nothing in sweepd.
-KEPT_KEYS = ("project", "entity", "controller", "apiVersion", "kind")
-LAUNCH_KEYS = ("job", "image_uri", "scheduler")
-TOP_LEVEL_KEYS = USED_KEYS + SWEEPD_KEYS + KEPT_KEYS + LAUNCH_KEYS
+# (`settings` is what `wandb sweep --settings` writes.)
+KEPT_KEYS = ("project", "entity", "controller", "apiVersion", "kind", "settings")
+# `launch` is the block `wandb launch-sweep` reads (queue, resource, ...) before upload.
+LAUNCH_KEYS = ("job", "image_uri", "scheduler", "launch")
+# W&B keys for what sweepd does not do: kept with the sweep, and a notice says so.
+UNSUPPORTED_KEYS = ("metrics",)
+TOP_LEVEL_KEYS = USED_KEYS + SWEEPD_KEYS + KEPT_KEYS + LAUNCH_KEYS + UNSUPPORTED_KEYS
 # A grid walks every point; one axis larger than this is almost surely a mistake (int_uniform
 # 0..1e9) and would not fit in memory as the list W&B builds.
 MAX_GRID_AXIS = 1_000_000
@@ -105,6 +109,10 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
     for key in KEPT_KEYS:
         if key in raw:
             out.notice(f"{key}: kept with the sweep for reference; it has no effect in sweepd")
+    if "metrics" in raw:
+        out.notice("metrics: W&B's multi-objective list is kept with the sweep but not"
+                   " optimised; sweepd optimises one `metric` (name the one that matters"
+                   " there)")
     if method == "grid" and params:
         _check_grid(params, out)
     if out.problems or method is None:
@@ -266,8 +274,9 @@ def _command(raw: Mapping[str, Any], program: str | None, out: Collector) -> tup
         command = DEFAULT_COMMAND
         if program is None:
             out.notice(
-                "program: none, and no command: only a notebook-style agent(function=...) can "
-                "run this sweep; a worker daemon has nothing to start"
+                "program: none, and no command: only a notebook-style agent(function=...) or"
+                " an ask/tell client (SuggestRun, ReportMetrics, FinishRun) can run this"
+                " sweep; `worker join` daemons are never sent its runs"
             )
             return command
     if not uses_value_macro(command):
@@ -276,6 +285,15 @@ def _command(raw: Mapping[str, Any], program: str | None, out: Collector) -> tup
             "through run.config"
         )
     return command
+
+
+def _run_cap(raw: Any, out: Collector) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+        out.error("run_cap", f"run_cap must be a whole number > 0, got {raw!r}")
+        return None
+    return raw
 
 
 # numpy seeds are non-negative; 2**63 - 1 keeps the value an SQLite/JSON-safe integer.
@@ -291,15 +309,6 @@ def _seed(raw: Any, out: Collector) -> int | None:
             f"must be a whole number from 0 to 2**63 - 1, got {raw!r}",
             "give any fixed number to make the search reproducible, e.g. `seed: 42`",
         )
-        return None
-    return raw
-
-
-def _run_cap(raw: Any, out: Collector) -> int | None:
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        out.error("run_cap", f"run_cap must be a whole number > 0, got {raw!r}")
         return None
     return raw
 

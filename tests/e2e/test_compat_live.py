@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .harness import Cluster, wait_for
 
@@ -63,6 +64,9 @@ def test_first_run_of_every_accepted_config(cluster: Cluster, tmp_path: Path) ->
         config_text = (CORPUS / name).read_text(encoding="utf-8")
         if "${interpreter}" not in config_text and "command" in config_text:
             continue  # commands that do not start the program through ${interpreter}
+        raw = yaml.safe_load(config_text)
+        if isinstance(raw, dict) and raw.get("program") is None and "command" not in raw:
+            continue  # agent()/ask-tell only: never sent to a worker (issue #15)
         sweep_id = cluster.create(CORPUS / name)
         worker = cluster.start_worker("--sweep", sweep_id, "--count", "1", "--interpreter",
                                       str(recorder), workdir=workdir)
