@@ -67,6 +67,23 @@ def _describe(value: Any) -> str:
     return _quote(repr(value))
 
 
+class _TooLarge:
+    """A JSON number written out past a double's range (``1e999``), which ``json`` would read
+    as infinity: refused, as an integer too large is, so that only ``Infinity`` (what
+    ``json.dumps`` writes for a diverged value) is stored as infinite."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _parse_float(text: str) -> float | _TooLarge:
+    value = float(text)
+    return _TooLarge(text) if math.isinf(value) else value
+
+
 def read_metric_line(line: str) -> tuple[dict[str, float], int | None, float | None]:
     """(values, step, time) of one metrics line; raises ``UnusableLine`` saying why not.
 
@@ -74,7 +91,7 @@ def read_metric_line(line: str) -> tuple[dict[str, float], int | None, float | N
     is refused only when what it says cannot be stored as it says it.
     """
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_float=_parse_float)
     except ValueError as exc:
         raise UnusableLine(f"not JSON ({exc})") from None
     except RecursionError:
@@ -94,6 +111,8 @@ def read_metric_line(line: str) -> tuple[dict[str, float], int | None, float | N
         step_int = step
     time_f: float | None = None
     if stamp is not None:
+        if isinstance(stamp, _TooLarge):
+            raise UnusableLine(f"_timestamp is {_describe(stamp)}, not a time")
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
             raise UnusableLine(f"_timestamp is {_describe(stamp)}; write seconds since the"
                                " epoch")
@@ -107,8 +126,13 @@ def read_metric_line(line: str) -> tuple[dict[str, float], int | None, float | N
             raise UnusableLine(f"_timestamp is {_describe(stamp)}, not a time{hint}")
     values: dict[str, float] = {}
     for key, value in obj.items():
+        if isinstance(value, _TooLarge):
+            raise UnusableLine(f"{_quote(key)!r} is {_describe(value)}, too large for a"
+                               " double")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # strings, lists, media: not metrics the coordinator can compare
+        if not key:
+            raise UnusableLine("a metric with an empty name; name every metric")
         if len(key) > MAX_METRIC_NAME_LENGTH:
             raise UnusableLine(f"metric name {_quote(key)!r} is {len(key)} characters, over"
                                f" the limit of {MAX_METRIC_NAME_LENGTH}")

@@ -58,6 +58,13 @@ IDEMPOTENT_METHODS = frozenset({
     "SuggestRun", "ReportMetrics", "FinishRun",
 })
 
+# RESOURCE_EXHAUSTED from a coordinator whose database's disk is full (coordinator/store.py
+# StorageFull, whose message says this) means "nothing was kept, send it again once space is
+# freed": a safe-to-repeat call waits for it as for a restart. gRPC itself answers
+# RESOURCE_EXHAUSTED for a message over the size limit, and the coordinator for a configured
+# limit: sending those again fails the same way, so only this message is waited out.
+STORAGE_FULL_MARK = "is on a full disk"
+
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_INITIAL_MS),
     ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
@@ -207,12 +214,25 @@ def _code(exc: grpc.RpcError) -> grpc.StatusCode | None:
     return exc.code() if hasattr(exc, "code") else None
 
 
-class StillUnavailable(Exception):
-    """The coordinator stayed unavailable for the whole wait."""
+def _details(exc: grpc.RpcError) -> str:
+    details = exc.details() if hasattr(exc, "details") else None
+    return details if isinstance(details, str) else str(exc)
 
-    def __init__(self, waited_s: float, details: str) -> None:
+
+def storage_full(exc: grpc.RpcError) -> bool:
+    """Whether the coordinator refused for a full disk, keeping nothing of the request."""
+    return (_code(exc) is grpc.StatusCode.RESOURCE_EXHAUSTED
+            and STORAGE_FULL_MARK in _details(exc))
+
+
+class StillUnavailable(Exception):
+    """The coordinator stayed unavailable (or its disk full: ``storage_full``) for the whole
+    wait."""
+
+    def __init__(self, waited_s: float, details: str, storage_full: bool = False) -> None:
         self.waited_s = waited_s
         self.details = details
+        self.storage_full = storage_full
         super().__init__(f"unavailable for {waited_s:.0f} s: {details}")
 
 
@@ -225,7 +245,8 @@ def retry_while_unavailable(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """``attempt(deadline_s)`` until it answers, tried again while the coordinator is
-    UNAVAILABLE (down, restarting, or unable to commit for now), for at most ``wait_s``.
+    UNAVAILABLE (down, restarting, or unable to commit for now) or says its disk is full
+    (``storage_full``), for at most ``wait_s``.
 
     Only for calls that are safe to repeat (``IDEMPOTENT_METHODS``), made with
     ``wait_for_ready`` so that a try waits for the channel to reconnect rather than failing at
@@ -242,13 +263,13 @@ def retry_while_unavailable(
             return attempt(max(min(timeout, remaining), 0.001) if seen_unavailable else timeout)
         except grpc.RpcError as exc:
             code = _code(exc)
-            away = code is grpc.StatusCode.UNAVAILABLE or (
+            full = storage_full(exc)
+            away = full or code is grpc.StatusCode.UNAVAILABLE or (
                 seen_unavailable and code is grpc.StatusCode.DEADLINE_EXCEEDED)
             if not away:
                 raise
             if clock() >= give_up_at:
-                details = exc.details() if hasattr(exc, "details") else str(exc)
-                raise StillUnavailable(clock() - started, details) from exc
+                raise StillUnavailable(clock() - started, _details(exc), full) from exc
             seen_unavailable = True
         sleep(min(random.uniform(0, pause), max(give_up_at - clock(), 0)))
         pause = min(pause * 2, RETRY_MAX_S)

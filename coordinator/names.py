@@ -11,6 +11,9 @@ from __future__ import annotations
 import secrets
 import string
 
+from . import limits
+from .errors import InvalidArgument
+
 _ALPHABET = string.ascii_lowercase + string.digits
 SWEEP_ID_LENGTH = 8
 CLIENT_PREFIX = "client:"
@@ -32,3 +35,31 @@ def client_worker_id(client_id: str) -> str:
 
 def is_client_worker(worker_id: str) -> bool:
     return worker_id.startswith(CLIENT_PREFIX)
+
+
+def check_holder_id(field: str, value: str, *, worker: bool) -> str:
+    """``value`` if it may name a run's holder (a worker id, or an ask/tell client id);
+    else InvalidArgument naming ``field``.
+
+    A worker id and ``client:<client_id>`` share one namespace (the run's holder), so a worker
+    may not take the client prefix: it could finish a client's runs. Ids also land in logs,
+    tables and the worker's directory names: printable, no path parts, bounded.
+    """
+    what = "worker id" if worker else "client id"
+    # A worker's default id holds its host name, which may be long (a full DNS name).
+    most = limits.MAX_NAME_LENGTH if worker else MAX_CLIENT_ID_LENGTH
+    if not value:
+        raise InvalidArgument(f"{field}: must not be empty; give a stable {what}")
+    if len(value) > most:
+        raise InvalidArgument(f"{field}: {len(value)} characters, at most {most}; give a"
+                              f" shorter {what}")
+    if not value.isprintable():
+        raise InvalidArgument(f"{field}: {value[:80]!r} holds a control or non-printing"
+                              f" character; use letters, digits and punctuation")
+    if "/" in value or ".." in value:
+        raise InvalidArgument(f"{field}: {value[:80]!r} holds '/' or '..'; a {what} may not"
+                              " look like a path")
+    if worker and value.startswith(CLIENT_PREFIX):
+        raise InvalidArgument(f"{field}: {value[:80]!r} starts with {CLIENT_PREFIX!r}, which"
+                              " is reserved for ask/tell clients; choose another --worker-id")
+    return value

@@ -18,12 +18,16 @@ from typing import Any
 import grpc
 from sweepd.common.transport import AUTH_METADATA_KEY, TOKEN_ENV, TOKEN_FILENAME
 
-from .statedir import StateDirError
+from .statedir import StateDirError, os_refusal
 
 # 32 random bytes: far beyond guessing over the network, short enough to paste.
 TOKEN_BYTES = 32
 # Owner read/write only: the token is as good as a password to this coordinator.
 TOKEN_FILE_MODE = 0o600
+# The shortest token a token file may hold. The token guards running any command on every
+# worker and can be tried over the network; one written by hand shorter than this may be a
+# word or a test value. Created tokens have 43 characters.
+MIN_TOKEN_CHARS = 16
 # Health checks stay open so load balancers and orchestrators can probe without a secret.
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/",)
 
@@ -47,32 +51,77 @@ def load_or_create_token(state_dir: Path) -> tuple[str, bool]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, TOKEN_FILE_MODE)
     except FileExistsError:  # another coordinator on this state dir won the race
         return _read_token(path), False
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    except OSError as exc:
+        raise os_refusal(state_dir, f"create the token file {path}", exc) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    except OSError as exc:
+        # A token file cut short would be refused at the next start (or hold a token that
+        # no client has); without it, the next start creates a new one.
+        path.unlink(missing_ok=True)
+        raise os_refusal(state_dir, f"write the token file {path}", exc) from None
     return token, True
 
 
 def _read_token(path: Path) -> str:
-    st = path.stat()
+    """The token in ``path``; refuses what is not a regular file of one line of printable
+    text of at least MIN_TOKEN_CHARS characters.
+
+    A symbolic link is read but never chmod-ed: its target is someone else's choice (a
+    mounted secret, a file shared with other tools), and chmod would change it for all of
+    them. Readable by others, it gets a warning instead.
+    """
+    linked = path.is_symlink()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if linked:  # a dangling link: creating a token would write through it
+            raise StateDirError(
+                f"the token file {path} is a symbolic link to {os.readlink(path)}, which does"
+                " not exist: point it at the token file, or delete the link to have a new"
+                " token created") from None
+        raise
+    except OSError as exc:
+        raise StateDirError(f"cannot read the token file {path}: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise StateDirError(
+            f"the token file {path} is {kind}: remove it to have a new token created, or put"
+            " the token there as a file")
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
-        if st.st_uid != os.geteuid():
+        if linked:
+            print(f"coordinator: WARNING: the token file {path} links to"
+                  f" {path.resolve()}, which is mode {mode:04o}, readable by other users; it"
+                  " was left as it is (a link's target is not changed). Run `chmod 600` on"
+                  " it, or on the file it comes from", file=sys.stderr, flush=True)
+        elif st.st_uid != os.geteuid():
             raise StateDirError(
                 f"the token file {path} is mode {mode:04o}, readable by others, and belongs to"
                 f" another user: run `chmod 600 {path}` as its owner")
-        path.chmod(TOKEN_FILE_MODE)
-        print(f"coordinator: WARNING: the token file {path} was mode {mode:04o}, readable by"
-              f" other users; set to {TOKEN_FILE_MODE:04o}. If others could log in here, they"
-              " may have the token: delete the file and restart to get a new one",
-              file=sys.stderr, flush=True)
+        else:
+            path.chmod(TOKEN_FILE_MODE)
+            print(f"coordinator: WARNING: the token file {path} was mode {mode:04o}, readable"
+                  f" by other users; set to {TOKEN_FILE_MODE:04o}. If others could log in"
+                  " here, they may have the token: delete the file and restart to get a new"
+                  " one", file=sys.stderr, flush=True)
     try:
         token = path.read_text().strip()
     except UnicodeDecodeError:
         token = ""
+    except OSError as exc:
+        raise StateDirError(f"cannot read the token file {path}: {exc}") from None
     if not token or not token.isprintable() or any(c.isspace() for c in token):
         raise StateDirError(
             f"the token file {path} is empty or not one line of printable text, which would let"
             " anyone in: delete it to have a new token created, or write the token into it")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise StateDirError(
+            f"the token file {path} holds a token of {len(token)} characters, which could be"
+            f" guessed; it needs at least {MIN_TOKEN_CHARS}: delete the file to have a new"
+            " token created, or write a longer one into it (e.g. the output of `python3 -c"
+            " 'import secrets; print(secrets.token_urlsafe(32))'`)")
     return token
 
 
@@ -104,7 +153,10 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         # Constant time, so that the token cannot be found byte by byte from timings.
         if given and hmac.compare_digest(given.encode(), self.expected):
             return handler
-        message = ("missing token" if not given else "wrong token") + f"; {self.hint}"
+        # Programs in other languages meet this first: name the header before the CLI flags.
+        message = (("missing token" if not given else "wrong token")
+                   + f"; send the header `{AUTH_METADATA_KEY}: Bearer <token>` with every call"
+                   + f" (the CLI and Python client: {self.hint})")
         return _refusal(handler, message)
 
 

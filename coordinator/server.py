@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -11,17 +12,25 @@ import signal
 import socket
 import sqlite3
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
 
 from . import limits, statedir
-from .dispatcher import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, LEASE_CHECK_INTERVAL_S, Dispatcher
+from .dashboard import RunningDashboard, ssl_context, start_dashboard
+from .dispatcher import (
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_RETRIES,
+    LEASE_CHECK_INTERVAL_S,
+    STALL_TOLERANCE_S,
+    Dispatcher,
+)
+from .reflection import enable_reflection
 from .security import (
     MalformedRequestGuard,
     TokenInterceptor,
@@ -78,6 +87,11 @@ class ServeOptions:
     insecure: bool = False
     # Start with an empty database where a token shows that one existed (statedir.py).
     new_database: bool = False
+    # The web dashboard's port on the same host: None turns it off, 0 picks a free one.
+    # Not required (the default port, not asked for): taken, the coordinator starts without
+    # it, so that a second coordinator on another --port still starts.
+    dashboard_port: int | None = None
+    dashboard_required: bool = True
 
     def __post_init__(self) -> None:
         # "[::1]", as in a URL, names the same address as "::1".
@@ -152,8 +166,7 @@ async def _serve_locked(opts: ServeOptions, lock: statedir.StateDirLock,
         # Damage quick_check cannot see (a garbled value: bad JSON, a bad number), met while
         # the state is loaded.
         executor.shutdown(wait=False)
-        raise StateDirError(statedir.damaged(store_path, f"{type(exc).__name__}: {exc}")
-                            ) from None
+        raise StateDirError(statedir.database_error(store_path, exc)) from None
     try:
         await _serve_store(opts, lock, ready, store, dispatcher)
     finally:
@@ -165,6 +178,7 @@ async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
                        ready: asyncio.Event | None, store: Store,
                        dispatcher: Dispatcher) -> None:
     interceptors: list[grpc.aio.ServerInterceptor] = []
+    token: str | None = None
     if opts.auth:
         token, created = load_or_create_token(opts.state_dir)
         interceptors.append(TokenInterceptor(token, how_to_pass(opts.state_dir)))
@@ -180,29 +194,22 @@ async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
         sweeps_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name,
         workers_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
     ]
-    reflection.enable_server_reflection(service_names, server)
-    address = opts.address
-    try:
-        if opts.tls_cert and opts.tls_key:
-            port = server.add_secure_port(address, server_credentials(
-                opts.tls_cert, opts.tls_key, opts.tls_client_ca))
-        else:
-            port = server.add_insecure_port(address)
-    except RuntimeError:  # grpc's "Failed to bind to address ..."
-        port = 0
-    if port == 0:
-        raise AddressError(_cannot_listen(opts.host, opts.port))
+    enable_reflection(service_names, server)
+    port = _listen(server, opts)
     listening = f"[{opts.host}]:{port}" if ":" in opts.host else f"{opts.host}:{port}"
     lock.describe(f"listening on {listening}")
     for warning in opts.warnings(listening):
         print(f"{_LOUD}\n{warning}\n{_LOUD}", file=sys.stderr, flush=True)
+    dashboard = await _start_dashboard(opts, dispatcher, token, listening)
     await server.start()
     for name in service_names[:2] + [""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     # Parseable by scripts and tests that pass --port 0.
     print(f"sweepd coordinator listening on {listening} (state: {store.path})", flush=True)
+    if dashboard is not None:
+        print(f"sweepd dashboard at {dashboard.url} (`sweep dashboard` prints a login link)",
+              flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -211,9 +218,15 @@ async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
             loop.add_signal_handler(sig, stop.set)
 
     async def watch_leases() -> None:
+        # Measured on the monotonic clock, which runs on while this process is stopped.
+        last = time.monotonic()
         while True:
             await asyncio.sleep(LEASE_CHECK_INTERVAL_S)
+            now = time.monotonic()
+            stall, last = now - last - LEASE_CHECK_INTERVAL_S, now
             try:
+                if stall > STALL_TOLERANCE_S:
+                    dispatcher.forgive_stall(stall)
                 dispatcher.expire_leases()
             except Exception:  # one bad pass must not end lease checking for good
                 log.exception("lease check failed")
@@ -226,10 +239,114 @@ async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
         log.info("shutting down")
         for name in service_names[:2] + [""]:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if dashboard is not None:
+            await dashboard.close()
         await server.stop(SHUTDOWN_GRACE_S)
     finally:
         lease_task.cancel()
     print("sweepd coordinator stopped", flush=True)
+
+
+async def _start_dashboard(opts: ServeOptions, dispatcher: Dispatcher, token: str | None,
+                           listening: str) -> RunningDashboard | None:
+    if opts.dashboard_port is None:
+        return None
+    tls = (ssl_context(opts.tls_cert, opts.tls_key, opts.tls_client_ca)
+           if opts.tls_cert and opts.tls_key else None)
+    try:
+        return await start_dashboard(dispatcher, opts.host, opts.dashboard_port, token=token,
+                                     tls=tls, state_dir=opts.state_dir,
+                                     grpc_address=listening)
+    except OSError:
+        message = _cannot_listen(opts.host, opts.dashboard_port).replace(
+            "--port", "--dashboard-port").replace("(0 picks a free one)", "(0 turns it off)")
+        if opts.dashboard_required:
+            raise AddressError(f"dashboard: {message}") from None
+        print(f"coordinator: WARNING: no dashboard: {message}", file=sys.stderr, flush=True)
+        return None
+
+
+def _listen(server: grpc.aio.Server, opts: ServeOptions) -> int:
+    """Binds every address ``opts.host`` names, or raises :class:`AddressError`.
+
+    Given a name with several addresses (``localhost``: 127.0.0.1 and ::1), gRPC is content
+    with binding any one of them: beside a coordinator on 127.0.0.1:P, a second one on
+    ``localhost:P`` would serve [::1]:P, and clients of localhost:P would land on either.
+    So each address is bound on its own, and one in use refuses the start.
+    """
+    credentials = (server_credentials(opts.tls_cert, opts.tls_key, opts.tls_client_ca)
+                   if opts.tls_cert and opts.tls_key else None)
+
+    def bind(address: str) -> int:
+        try:
+            if credentials is not None:
+                return int(server.add_secure_port(address, credentials))
+            return int(server.add_insecure_port(address))
+        except RuntimeError:  # grpc's "Failed to bind to address ..."
+            return 0
+
+    hosts = _addresses_of(opts.host)
+    if len(hosts) < 2:
+        port = bind(opts.address)
+        if port == 0:
+            raise AddressError(_cannot_listen(opts.host, opts.port))
+        return port
+    port = opts.port  # 0: the first address picks a free port, the others take the same
+    bound = 0
+    for host in hosts:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        got = bind(address)
+        if got:
+            port, bound = got, bound + 1
+            continue
+        if _unusable_here(host, port):
+            # An address this machine cannot have (IPv6 off): nobody else can serve it either.
+            log.info("%s resolves to %s, which this machine cannot listen on; skipped",
+                     opts.host, host)
+            continue
+        # Named: the address in use is not the one the operator typed.
+        raise AddressError(f"{opts.host} names {', '.join(hosts)}; "
+                           + _cannot_listen(host, port))
+    if bound == 0:
+        raise AddressError(_cannot_listen(opts.host, opts.port))
+    return port
+
+
+def _addresses_of(host: str) -> list[str]:
+    """The distinct addresses a host name resolves to for listening, in the resolver's order;
+    [] for an IP address or a name that does not resolve (bound as given, for gRPC's own
+    message)."""
+    try:
+        ipaddress.ip_address(host)
+        return []
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return []
+    addresses: list[str] = []
+    for *_, sockaddr in infos:
+        if str(sockaddr[0]) not in addresses:
+            addresses.append(str(sockaddr[0]))
+    if host.lower().rstrip(".") == "localhost":
+        # gRPC's resolver gives localhost both loopbacks whatever /etc/hosts says (measured:
+        # getaddrinfo 127.0.0.1 only, gRPC bound [::1] too), and so do many clients.
+        addresses += [a for a in ("127.0.0.1", "::1") if a not in addresses]
+    return addresses
+
+
+def _unusable_here(host: str, port: int) -> bool:
+    """Whether binding ``host`` fails for want of the address or its family (not because it
+    is in use)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+    return False
 
 
 def _cannot_listen(host: str, port: int) -> str:

@@ -10,6 +10,7 @@ into one line on stderr and exit code 3.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -25,7 +26,7 @@ except ImportError:  # Windows: no advisory locks; one coordinator per directory
 
 from sweepd.common.transport import TOKEN_FILENAME
 
-from .store import DB_FILENAME
+from .store import DB_FILENAME, SCHEMA_TABLES
 
 log = logging.getLogger("sweepd.coordinator")
 
@@ -43,13 +44,74 @@ class StateDirError(RuntimeError):
     """The state directory cannot be used; the message says why and what to do."""
 
 
+# SQLite's primary result codes for a failing disk (the extended codes keep them in the low
+# byte): SQLITE_IOERR, SQLITE_FULL. Neither says anything about the database's content.
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+# errno values that mean the disk, not the file, is the problem.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+
+
+def _free_bytes(state_dir: Path) -> int | None:
+    try:
+        st = os.statvfs(state_dir)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_problem(state_dir: Path, what: str, detail: str) -> str:
+    """The refusal for a start-up that could not read or write the state dir's filesystem
+    (full, over quota, read-only, failing). It must not read as damage: an operator told that
+    the database is damaged may move it aside and lose every sweep, when freeing space was
+    all it needed."""
+    free = _free_bytes(state_dir)
+    unchanged = "Nothing was changed" + (" and the database is not known to be damaged"
+                                         if (state_dir / DB_FILENAME).exists() else "")
+    if free is not None and free < FULL_BELOW_BYTES:
+        return (f"cannot {what} ({detail}): no space left on the filesystem of the state dir"
+                f" {state_dir} ({free} bytes free). {unchanged}: free space there (`df`,"
+                " `du`), then start again")
+    return (f"cannot {what} ({detail}): the filesystem of the state dir {state_dir} failed the"
+            f" read or write (an I/O error, a quota, a read-only mount). {unchanged}: fix the"
+            " disk (see `dmesg`, `df`), then start again")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError or a sqlite3.Error) says the disk failed, not the data."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_ERRNOS
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_IOERR, _SQLITE_FULL)
+
+
+def database_error(db: Path, exc: BaseException) -> str:
+    """The refusal for a database that failed to open or load: a disk problem when the error
+    says so, damage otherwise."""
+    detail = f"{type(exc).__name__}: {exc}" if not isinstance(exc, sqlite3.Error) else str(exc)
+    if is_disk_error(exc):
+        return disk_problem(db.parent, f"open the database {db}", detail)
+    return damaged(db, detail)
+
+
+# Below this many free bytes the filesystem counts as full: SQLite needs a few pages (and
+# its -shm file 32 KiB) to open a database at all.
+FULL_BELOW_BYTES = 64 * 1024
+
+
+def os_refusal(state_dir: Path, what: str, exc: OSError) -> StateDirError:
+    if exc.errno in _DISK_ERRNOS:
+        return StateDirError(disk_problem(state_dir, what, exc.strerror or str(exc)))
+    return StateDirError(f"cannot {what}: {exc}")
+
+
 def prepare(state_dir: Path) -> None:
     """Creates the directory 0700, or narrows an existing one of ours to 0700."""
     try:
         state_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         _narrow(state_dir, DIR_MODE, "state dir")
     except OSError as exc:
-        raise StateDirError(f"cannot use state dir {state_dir}: {exc}") from None
+        raise os_refusal(state_dir, f"use state dir {state_dir}", exc) from None
 
 
 def _narrow(path: Path, mode: int, what: str) -> None:
@@ -76,12 +138,15 @@ class StateDirLock:
         coordinator prints. Best effort: on a full disk the lock still holds, the message only
         names no process."""
         try:
-            self.file.seek(0)
-            self.file.truncate()
-            self.file.write(f"pid {os.getpid()}, {status}\n")
-            self.file.flush()
+            self._write(status)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.path, exc)
+
+    def _write(self, status: str) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}, {status}\n")
+        self.file.flush()
 
     def release(self) -> None:
         with contextlib.suppress(OSError):  # a full disk: closing unlocks all the same
@@ -98,7 +163,7 @@ def lock(state_dir: Path) -> StateDirLock:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE)
     except OSError as exc:
-        raise StateDirError(f"cannot use state dir {state_dir}: {exc}") from None
+        raise os_refusal(state_dir, f"use state dir {state_dir}", exc) from None
     file = os.fdopen(fd, "r+")
     if fcntl is not None:
         try:
@@ -110,7 +175,13 @@ def lock(state_dir: Path) -> StateDirLock:
                 f"state dir {state_dir} is in use by another coordinator ({holder}): stop that"
                 " one first, or pass another --state-dir") from None
     held = StateDirLock(path, file)
-    held.describe("starting")
+    try:
+        # Not best effort here: a disk that cannot take these few bytes cannot take a sweep
+        # either, and a coordinator started on it would fail every request instead.
+        held._write("starting")
+    except OSError as exc:
+        held.release()
+        raise os_refusal(state_dir, f"write the lock file {path}", exc) from None
     return held
 
 
@@ -142,9 +213,52 @@ def check_database(state_dir: Path, *, new_database: bool) -> None:
             if companion.exists():
                 _narrow(companion, DB_FILE_MODE, "database file")
     except OSError as exc:
-        raise StateDirError(f"cannot use the database {db}: {exc}") from None
+        raise os_refusal(state_dir, f"use the database {db}", exc) from None
     if not empty:
         _quick_check(db)
+        tables = _tables(db)
+        if not tables and token.exists() and not new_database:
+            # A valid SQLite file without a table: as empty as a file of 0 bytes.
+            raise StateDirError(
+                f"the database {db} holds no tables, but the token {token} beside it says this"
+                " state dir has served a coordinator before: its sweeps would be lost without"
+                " a word. Restore the database from a backup, or pass --new-database to start"
+                " with an empty one")
+        _check_ours(db, tables)
+
+
+def _tables(db: Path) -> set[str]:
+    try:
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return {str(r[0]) for r in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StateDirError(database_error(db, exc)) from None
+
+
+def _check_ours(db: Path, tables: set[str]) -> None:
+    """Refuses a database with tables that is not a whole sweepd database. Opening it would
+    write sweepd's tables into another application's file, or carry on with a sweepd database
+    that lost some (every table has existed since the first version, so none is ever missing
+    from a database sweepd wrote)."""
+    if not tables:
+        return
+    missing = sorted(SCHEMA_TABLES - tables)
+    if not missing:
+        return
+    if len(missing) == len(SCHEMA_TABLES):
+        shown = ", ".join(sorted(tables)[:10]) + (", ..." if len(tables) > 10 else "")
+        raise StateDirError(
+            f"the database {db} is not a sweepd database (its tables: {shown}); nothing was"
+            " changed. Pass a --state-dir of its own to the coordinator, or move the file"
+            " aside if it does not belong there")
+    raise StateDirError(
+        f"the database {db} lacks sweepd's tables {', '.join(missing)}: it was changed by"
+        " something else and its sweeps are incomplete; nothing was changed. Restore it from a"
+        " backup, or move it aside and pass --new-database to start with an empty one")
 
 
 def _quick_check(db: Path) -> None:
@@ -160,7 +274,7 @@ def _quick_check(db: Path) -> None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise StateDirError(damaged(db, str(exc))) from None
+        raise StateDirError(database_error(db, exc)) from None
     if rows != ["ok"]:
         raise StateDirError(damaged(db, "; ".join(rows)))
 

@@ -32,6 +32,9 @@ log = logging.getLogger("sweepd.coordinator")
 
 DB_FILENAME = "sweepd.sqlite3"
 SCHEMA_VERSION = 1
+# Every table of _SCHEMA: a database with tables but not these is not one sweepd wrote
+# (statedir.py refuses it rather than write sweepd's schema into it).
+SCHEMA_TABLES = frozenset({"meta", "sweeps", "runs", "run_events", "metrics", "workers"})
 # NORMAL keeps every committed transaction across a crash of the coordinator process
 # (kill -9); only an OS crash or power loss can drop the last few. FULL would fsync on every
 # commit and cost a disk flush per metric batch.

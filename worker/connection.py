@@ -29,6 +29,15 @@ BACKOFF_INITIAL_S = 0.2
 BACKOFF_MAX_S = 5.0
 # The heartbeat interval this worker proposes; the coordinator may clamp it.
 PROPOSED_HEARTBEAT_S = 2.0
+# The sweep check before the first session is one small read; past this the coordinator is as
+# good as unreachable, and the connection loop retries.
+SWEEP_CHECK_TIMEOUT_S = 10.0
+
+
+class Refused(Exception):
+    """The coordinator answered, and said no for good: a wrong token, or a sweep it does not
+    have. Raised only before the first welcome: a worker that has worked keeps retrying (a
+    coordinator restarted with a new token may be fixed while its runs go on)."""
 
 
 class SessionOwner(Protocol):
@@ -57,6 +66,9 @@ class Connection:
         # Whether the coordinator refused our id (another live process holds it) since the
         # last session: the user is told once, not at every retry.
         self._id_refused = False
+        self._ever_welcomed = False
+        # Between writing the hello and reading the welcome: a refusal then is of the hello.
+        self._awaiting_welcome = False
 
     def send(self, message: Outgoing, seq: int = 0) -> None:
         """Writes ``message`` if a session is up; dropped otherwise."""
@@ -67,14 +79,33 @@ class Connection:
         backoff = BACKOFF_INITIAL_S
         while True:
             welcomed = False
+            self._awaiting_welcome = False
             try:
                 security = self.security or Security.resolve()
                 async with open_aio_channel(self.coordinator, security) as channel:
+                    if not self._ever_welcomed:
+                        await self._check_sweep(channel, auth_metadata(security))
                     welcomed = await self.session(
                         protocol.open_stream(channel, auth_metadata(security)))
+                    self._ever_welcomed = self._ever_welcomed or welcomed
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                     self._on_id_in_use(exc.details() or "")
+                elif (exc.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                     grpc.StatusCode.FAILED_PRECONDITION)
+                      and self._awaiting_welcome):
+                    # The hello itself was refused (a malformed or reserved id, an id another
+                    # process took over): the same hello would be refused for ever.
+                    raise Refused(
+                        f"the coordinator {self.coordinator} refused this worker"
+                        f" ({exc.code().name}): {exc.details()}") from None
+                elif (exc.code() == grpc.StatusCode.UNAUTHENTICATED
+                      and not self._ever_welcomed):
+                    raise Refused(
+                        f"the coordinator {self.coordinator} refused this worker's token"
+                        f" ({exc.details()}); pass its token with --token or $SWEEPD_TOKEN"
+                        " (the file <state dir>/token on the coordinator's machine)"
+                    ) from None
                 elif exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
                                     grpc.StatusCode.PERMISSION_DENIED):
                     log.error("coordinator %s refused this worker: %s; retrying",
@@ -82,7 +113,7 @@ class Connection:
                 else:
                     log.info("coordinator %s unavailable (%s); retrying",
                              self.coordinator, exc.code().name)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, Refused):
                 raise
             except Exception:
                 log.exception("worker session failed; reconnecting")
@@ -92,6 +123,23 @@ class Connection:
                 backoff = BACKOFF_INITIAL_S
             await asyncio.sleep(random.uniform(0, backoff))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _check_sweep(self, channel: Any, metadata: Any) -> None:
+        """Before the first session of a worker bound to a sweep: the sweep must exist (a
+        worker that waits for ever on a mistyped id helps no one)."""
+        sweep_id = self.owner.hello().sweep_id
+        if not sweep_id:
+            return
+        try:
+            await protocol.check_sweep_exists(channel, metadata, sweep_id,
+                                              SWEEP_CHECK_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise Refused(
+                    f"the coordinator {self.coordinator} has no sweep {sweep_id!r}:"
+                    f" `sweep list --coordinator {self.coordinator}` shows the sweeps there"
+                ) from None
+            raise
 
     def _on_id_in_use(self, details: str) -> None:
         """Another live process holds this worker id. Said once, plainly, with the
@@ -107,8 +155,10 @@ class Connection:
 
     async def session(self, call: Any) -> bool:
         """One stream's life. Returns whether it got as far as the coordinator's welcome."""
+        self._awaiting_welcome = True  # left set if the hello is refused (run_forever reads it)
         await call.write(protocol.to_wire(self.owner.hello()))
         first = await call.read()
+        self._awaiting_welcome = False
         welcome = None if first is grpc.aio.EOF else protocol.welcome_from_wire(first)
         if welcome is None:
             return False

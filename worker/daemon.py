@@ -29,9 +29,9 @@ from sweepd.common.names import DEFAULT_QUEUE, check_wire_ids
 from sweepd.common.transport import Security
 
 from . import flapping, signals, supervision
-from .connection import PROPOSED_HEARTBEAT_S, Connection
+from .connection import PROPOSED_HEARTBEAT_S, Connection, Refused
 from .flapping import DEFAULT_FAILURE_BACKOFF_S, FailureStreak
-from .gpus import ENV_VISIBLE, GpuAllocator
+from .gpus import GpuAllocator, gpu_env
 from .messages import (
     Ack,
     Assignment,
@@ -61,6 +61,8 @@ IDLE_CHECK_S = 1.0
 
 
 EXIT_OK = 0
+# The coordinator refused this worker before it ever worked: a wrong token, or no such sweep.
+EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -123,26 +125,34 @@ class Worker:
     async def run(self) -> int:
         signals.install(asyncio.get_running_loop(), self._on_signal)
         connection = asyncio.create_task(self.connection.run_forever())
+        connection.add_done_callback(lambda task: self._changed.set())
         try:
-            await self._until_done()
+            await self._until_done(connection)
         finally:
             connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Refused):
                 await connection
             for task in list(self._tasks):
                 task.cancel()
+        refused = (connection.exception() if connection.done() and not connection.cancelled()
+                   else None)
+        if isinstance(refused, Refused):
+            print(f"worker: {refused}", file=sys.stderr, flush=True)
+            return EXIT_REFUSED
         return EXIT_INTERRUPTED if self._interrupts else EXIT_OK
 
     def _alive(self) -> list[HeldRun]:
         """Held runs whose RunFinished is not queued yet."""
         return [h for h in self.held.values() if not h.done]
 
-    async def _until_done(self) -> None:
+    async def _until_done(self, connection: asyncio.Task[None] | None = None) -> None:
         flush_deadline: float | None = None
         loop = asyncio.get_running_loop()
         self._idle_since = loop.time()
         while True:
             self._changed.clear()
+            if connection is not None and connection.done():
+                return  # refused for good (the only way the connection loop ends)
             alive = self._alive() or self._starting
             if alive:
                 self._idle_since = loop.time()
@@ -307,7 +317,8 @@ class Worker:
                 return
             spec = RunSpec(run_id=assign.run_id, sweep_id=assign.sweep_id,
                            attempt=assign.attempt, params=assign.params,
-                           argv=list(assign.argv), literal_argv=assign.literal_argv)
+                           argv=list(assign.argv), literal_argv=assign.literal_argv,
+                           metric_name=assign.metric_name)
             if self.draining:
                 # Arrived as we began to leave: hand it back untouched for another worker.
                 self._send_finished(key, "PENDING",
@@ -336,7 +347,7 @@ class Worker:
         extra_env: dict[str, str] = {}
         if self.gpus is not None:
             # The coordinator never assigns more runs than slots, so a group is free.
-            extra_env[ENV_VISIBLE] = ",".join(self.gpus.acquire(gpu_holder))
+            extra_env.update(gpu_env(self.gpus.acquire(gpu_holder)))
         try:
             await self._run_started(spec, extra_env)
         finally:
@@ -374,6 +385,8 @@ class Worker:
         reason = supervision.end_reason(held, outcome)
         log.info("run %s %s%s", spec.run_id, outcome.state.lower(),
                  f" ({reason})" if reason else "")
+        if outcome.state == "FINISHED":
+            supervision.check_metric_logged(held)
         held.done = True
         self._apply_flapping_guard(outcome.state, running.started_at, outcome.time)
         self._send(supervision.finished(held, outcome, reason))

@@ -115,6 +115,8 @@ class Assignment:
     argv: list[str]
     # Indexes of the argv items that carry parameter values: no macro is resolved in them.
     literal_argv: tuple[int, ...] = ()
+    # The sweep's metric ("" for none): a run that never logs it gets a notice in the log.
+    metric_name: str = ""
 
 
 @dataclass(frozen=True)

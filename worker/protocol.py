@@ -32,6 +32,17 @@ from .messages import (
 )
 
 
+async def check_sweep_exists(channel: Any, metadata: Any, sweep_id: str,
+                             timeout: float) -> None:
+    """GetSweep, for its error only: NOT_FOUND (or any other refusal) is raised as the
+    ``grpc.aio.AioRpcError`` it is."""
+    from sweepd.v1 import sweeps_pb2, sweeps_pb2_grpc
+
+    stub = sweeps_pb2_grpc.SweepServiceStub(channel)
+    await stub.GetSweep(sweeps_pb2.GetSweepRequest(sweep_id=sweep_id), metadata=metadata,
+                        timeout=timeout)
+
+
 def open_stream(channel: Any, metadata: Any) -> Any:
     """The worker's bidirectional stream on ``channel``. Not waiting for the channel to be
     ready: a coordinator that is down fails the call at once, and the reconnect loop retries."""
@@ -112,7 +123,7 @@ def order_from_wire(msg: workers_pb2.CoordinatorMessage) -> Order | None:
         a = msg.assign
         return Assignment(run_id=a.run_id, sweep_id=a.sweep_id, attempt=a.attempt,
                           params=params_from_proto(a.params), argv=list(a.argv),
-                          literal_argv=tuple(a.literal_argv))
+                          literal_argv=tuple(a.literal_argv), metric_name=a.metric_name)
     if kind == "stop_run":
         s = msg.stop_run
         return StopOrder(run_id=s.run_id, reason=s.reason, attempt=s.attempt)

@@ -13,7 +13,8 @@ Each run gets its own directory (``<workdir>/.sweepd/runs/<run-id>.<attempt>/``)
   can notice (``run.should_stop()``) before the SIGTERM arrives.
 
 The program runs in its own process group so that a stop reaches every process it started,
-under a small supervisor that takes the whole group down if the worker dies (``die_with_parent``).
+under a small supervisor that takes every process of the run down if the worker dies, also
+those that left the group (``die_with_parent``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class RunSpec:
     argv: list[str]
     # Indexes of the argv items that carry parameter values: no macro is resolved in them.
     literal_argv: tuple[int, ...] = ()
+    metric_name: str = ""
 
 
 @dataclass
@@ -227,9 +229,15 @@ class Runner:
     def signal(running: RunningRun, sig: signal.Signals) -> None:
         if running.process is None or running.process.returncode is not None:
             return
+        # A SIGKILL takes the supervisor down before it could kill the descendants that left
+        # the group (setsid): found here first, while the supervisor still holds them.
+        escaped = (descendants(running.process.pid) if sig == signal.SIGKILL else [])
         # The whole group: a shell wrapper or a data-loader child must not survive its run.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(running.process.pid, sig)
+        for pid in escaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
     async def wait(self, running: RunningRun) -> Outcome:
         if running.process is None:
@@ -256,33 +264,88 @@ class Runner:
 # Linux: the run's program is started under this supervisor, so that the whole run dies with
 # the worker however the worker dies (kill -9, OOM killer): no orphaned training process, nor
 # a DataLoader child of it, keeps a GPU for nobody. PR_SET_PDEATHSIG alone reaches only the
-# process that asked for it, and a subreaper would only adopt the orphans, not kill them. So:
-# the supervisor leads the run's process group (the run's own session), asks the kernel for
-# SIGUSR2 when the worker dies, forks the program into the same group, waits for it and exits
-# as it did (same code, or the same signal), which keeps the worker's view of the exit exact.
-# On SIGUSR2 it SIGKILLs its whole group, itself included. SIGTERM/SIGINT sent to the group by
-# the worker reach the program; the supervisor ignores them (a handler, not SIG_IGN, so the
-# program's exec starts from the default disposition) and keeps waiting to report the exit.
-# The program itself gets PR_SET_PDEATHSIG SIGKILL too, in case the supervisor is killed.
+# process that asked for it, and a process group only the processes that stay in it (a
+# `setsid` or `setpgid(0, 0)` child leaves it). So: the supervisor leads the run's process
+# group (the run's own session) and is a child subreaper (PR_SET_CHILD_SUBREAPER), so that
+# every descendant orphaned on the way is re-parented to it rather than to init and stays
+# findable by walking /proc from it. It asks the kernel for SIGUSR2 when the worker dies, forks
+# the program into its group, waits for it (reaping adopted orphans meanwhile) and exits as it
+# did (same code, or the same signal), which keeps the worker's view of the exit exact. When
+# the program has ended, and on SIGUSR2, it SIGKILLs every descendant it finds (a process that
+# forks while being killed leaves its child to the subreaper: the walk repeats until none is
+# left), then, on SIGUSR2, its whole group, itself included. SIGTERM/SIGINT sent to the group
+# by the worker reach the program; the supervisor passes them on to descendants outside the
+# group and otherwise ignores them (a handler, not SIG_IGN, so the program's exec starts from
+# the default disposition) and keeps waiting to report the exit. The program itself gets
+# PR_SET_PDEATHSIG SIGKILL too, in case the supervisor is killed.
 # A script rather than a preexec_fn because a fork that runs Python code in the worker aborts
 # in gRPC's fork handlers; it costs one small interpreter (-S -I: some 20 ms, ~8 MB) per run.
 _SUPERVISOR = """\
-import ctypes, os, signal, sys
+import ctypes, os, signal, sys, time
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 libc = ctypes.CDLL(None)
+me = os.getpid()
+def descendants():
+    children = {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/' + name + '/stat', 'rb') as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b')') + 2:].split()
+        if fields[0] != b'Z':
+            children.setdefault(int(fields[1]), []).append((int(name), int(fields[2])))
+    found, todo = [], [me]
+    while todo:
+        for pid, pgid in children.get(todo.pop(), ()):
+            found.append((pid, pgid))
+            todo.append(pid)
+    return found
+def reap():
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+def kill_descendants():
+    give_up = time.monotonic() + 5
+    while time.monotonic() < give_up:
+        found = descendants()
+        if not found:
+            return
+        for pid, _ in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+        reap()
 def worker_died(signum, frame):
+    kill_descendants()
     os.killpg(0, signal.SIGKILL)
+def pass_on(signum, frame):
+    for pid, pgid in descendants():
+        if pgid != me:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
 signal.signal(signal.SIGUSR2, worker_died)
 libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGUSR2), 0, 0, 0)
+libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 if os.getppid() != int(sys.argv[1]):
     worker_died(0, None)
 for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, lambda signum, frame: None)
-me = os.getpid()
+    signal.signal(sig, pass_on)
 pid = os.fork()
 if pid == 0:
     try:
-        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != me:
             os._exit(137)
@@ -290,13 +353,49 @@ if pid == 0:
     except BaseException as exc:
         os.write(2, f"sweepd: cannot start {sys.argv[2]!r}: {exc}\\n".encode())
     os._exit(127)
-_, status = os.waitpid(pid, 0)
+while True:
+    done, status = os.waitpid(-1, 0)
+    if done == pid:
+        break
 code = os.waitstatus_to_exitcode(status)
+kill_descendants()
 if code < 0:
-    signal.signal(-code, signal.SIG_DFL)
+    # SIGKILL and SIGSTOP keep their default action and cannot be given another.
+    if -code not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(-code, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [-code])
     os.kill(me, -code)
+    # A signal whose default is to be ignored or to stop (SIGCHLD, SIGTSTP) leaves us here.
+    os._exit(128 - code)
 os._exit(code & 0xFF)
 """
+
+
+def descendants(root: int) -> list[int]:
+    """The live (not zombie) descendants of ``root``, read from /proc (Linux; else none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path("/proc", name, "stat").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        # The command name may hold spaces and parentheses: the fields follow the last ')'.
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for pid in children.get(todo.pop(), ()):
+            found.append(pid)
+            todo.append(pid)
+    return found
 
 
 def die_with_parent(argv: list[str], cwd: Path, path: str | None) -> list[str]:

@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweepd.common.hints import missing_metric_notice
 from sweepd.common.runfile import MetricsFollower
 
 from .messages import Event, MetricBatch, RunFinished, RunKey, RunOutput
@@ -42,6 +43,8 @@ class HeldRun:
     follower: MetricsFollower
     output: OutputFollower
     done: bool = False  # its RunFinished is queued; kept until acknowledged
+    # Every metric name the run logged, for the notice when the sweep's metric is not one.
+    logged: set[str] = field(default_factory=set)
 
     @classmethod
     def following(cls, running: RunningRun) -> HeldRun:
@@ -89,6 +92,8 @@ class Reporter:
 
     def metrics(self, held: HeldRun, *, final: bool) -> None:
         records = held.follower.read_new(final=final)
+        for record in records:
+            held.logged.update(record.values)
         run_id, attempt = held.key
         bad = held.follower.take_bad()
         if bad:
@@ -103,6 +108,18 @@ class Reporter:
         for start in range(0, len(records), MAX_RECORDS_PER_BATCH):
             self.send_event(MetricBatch(run_id=run_id, attempt=attempt,
                                         records=records[start:start + MAX_RECORDS_PER_BATCH]))
+
+
+def check_metric_logged(held: HeldRun) -> None:
+    """A run that finished without logging the sweep's metric while it logged others: a
+    notice (with "did you mean") in the worker's log and the run's output. The coordinator puts
+    the same notice on the run and the sweep."""
+    logged = sorted(k for k in held.logged if not k.startswith("_"))
+    notice = missing_metric_notice(held.running.spec.metric_name, logged)
+    if notice:
+        log.warning("run %s: %s", held.key[0], notice)
+        with contextlib.suppress(OSError):
+            append_output(held.running.run_dir, f"sweepd: {notice}")
 
 
 def end_reason(held: HeldRun, outcome: Outcome) -> str:

@@ -39,6 +39,7 @@ from .leases import (
     MIN_HEARTBEAT_INTERVAL_S,
     MIN_LEASE_S,
     RECONNECT_GRACE_S,
+    STALL_TOLERANCE_S,
 )
 from .messages import (
     Hello,
@@ -61,6 +62,7 @@ __all__ = [
     "MIN_HEARTBEAT_INTERVAL_S",
     "MIN_LEASE_S",
     "RECONNECT_GRACE_S",
+    "STALL_TOLERANCE_S",
     "Dispatcher",
     "Hello",
     "LiveLog",

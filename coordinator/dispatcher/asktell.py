@@ -45,12 +45,7 @@ class AskTell:
     async def suggest(self, sweep_id: str, client_id: str) -> tuple[Run | None, bool]:
         """(run, sweep_done). Idempotent per client id while the client's run is active, also
         for concurrent calls; each call renews the lease of the run it returns."""
-        if not client_id:
-            raise InvalidArgument("client_id: must not be empty (use any stable string)")
-        if len(client_id) > names.MAX_CLIENT_ID_LENGTH:
-            raise InvalidArgument(
-                f"client_id: {len(client_id)} characters, at most {names.MAX_CLIENT_ID_LENGTH}"
-            )
+        names.check_holder_id("client_id", client_id, worker=False)
         view = self.s.sweep(sweep_id)
         key = (sweep_id, client_id)
         asking = self.asking.setdefault(key, Asking())
@@ -140,6 +135,7 @@ class AskTell:
                 "client_id: must not be empty; send the client_id the run was taken with"
                 " (SuggestRunRequest.client_id)"
             )
+        names.check_holder_id("client_id", client_id, worker=False)
         if run.state in (RunState.PENDING, RunState.LOST) and attempt == run.attempt:
             # Nobody holds it: the holder's lease ran out (the run waits for a retry or
             # stays LOST). Tell the old holder why, whoever asks.

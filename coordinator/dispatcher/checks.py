@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from .. import limits
 from ..config import SweepConfig, parse_config
-from ..domain import MetricRecord, Run
-from ..errors import InvalidArgument, ResourceExhausted, SweepdError
+from ..domain import MetricRecord, Run, WorkerInfo
+from ..errors import FailedPrecondition, InvalidArgument, ResourceExhausted, SweepdError
+from .messages import Hello
 
 log = logging.getLogger("sweepd.coordinator")
 
@@ -93,3 +94,15 @@ def read_config(config_text: str, source_name: str = "") -> SweepConfig:
         raise InvalidArgument(f"parameters: {len(config.parameters)}, over the limit of"
                               f" {limits.MAX_PARAMETERS} (MAX_PARAMETERS)")
     return config
+
+
+def refuse_taken_over(hello: Hello, known: WorkerInfo) -> None:
+    """A process that had messages acknowledged under this worker id, returning after another
+    process (another incarnation) took the id: its sequence numbers mean nothing here any
+    more, and the runs it held were given away when the other one connected. Reconnecting
+    cannot help, so the worker stops on this refusal."""
+    raise FailedPrecondition(
+        f"hello.worker_id: {hello.worker_id!r} was taken by another worker process (host"
+        f" {known.host!r}) since this process last connected; the runs this process held"
+        " were handed out again. Stop this worker, and give each worker its own --worker-id"
+    )

@@ -7,6 +7,7 @@ the servicers read: sweeps, runs, workers, logs), so that no caller reads the st
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -16,7 +17,7 @@ from ..config import SweepConfig
 from ..domain import MetricRecord, Run, RunState, WorkerInfo
 from ..store import Store
 from .asktell import Asking, AskTell
-from .leases import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, expire_leases
+from .leases import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, expire_leases, forgive_stall
 from .messages import Hello, Welcome, WorkerEvent
 from .scheduling import Scheduler
 from .sessions import WorkerSessions
@@ -25,6 +26,8 @@ from .suggestions import Suggestions
 from .sweeps import Sweeps, best_run, watch_is_over
 from .transitions import Transitions
 from .views import LiveLog, SweepView, SweepWatch, WorkerSession
+
+log = logging.getLogger("sweepd.coordinator")
 
 
 class Dispatcher:
@@ -146,6 +149,15 @@ class Dispatcher:
         if expired:
             self._scheduler.schedule()
         return expired
+
+    def forgive_stall(self, stall_s: float) -> int:
+        """This process stood still ``stall_s`` seconds (the lease loop measured it): that
+        time does not count against leases. Returns how many runs it saved from LOST."""
+        kept = forgive_stall(self.state, stall_s)
+        log.warning("the coordinator did not run for %.1f s (stopped, swapped out or"
+                    " blocked); every lease is extended by as much%s", stall_s,
+                    f" ({kept} run(s) would have been lost)" if kept else "")
+        return kept
 
     # -- ask / report / finish (programs without a worker daemon) -------------------------
 

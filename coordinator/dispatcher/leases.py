@@ -41,7 +41,11 @@ LIVE_SESSION_HEARTBEATS = 3
 LEASE_CHECK_INTERVAL_S = 0.5
 # A LOST run is tried again this many times before it stays LOST.
 DEFAULT_MAX_RETRIES = 2
-
+# A lease check that comes this much later than LEASE_CHECK_INTERVAL_S after the previous one
+# means the coordinator itself stood still (SIGSTOP, swapped out, a blocked event loop):
+# nobody could be heard meanwhile, so that time does not count against any lease. Well above
+# the scheduling jitter of a loaded machine, well below any lease (MIN_LEASE_S).
+STALL_TOLERANCE_S = 1.0
 
 
 def heartbeat_interval(proposed: float, lease_s: float) -> float:
@@ -71,3 +75,25 @@ def expire_leases(state: State, transitions: Transitions) -> int:
                 why = f"no heartbeat from {run.worker_id} within the lease ({state.lease_s:g} s)"
             transitions.lose_run(run, why)
     return len(expired)
+
+
+def forgive_stall(state: State, stall_s: float) -> int:
+    """The coordinator did not run for ``stall_s`` seconds: every lease and every session's
+    last word move on by as much (never past a fresh lease), so that the heartbeats waiting
+    in the sockets are read before anyone is judged silent. Returns how many runs it kept.
+
+    Without this the first lease check after a SIGSTOP (or a long blocked loop) would make
+    LOST every run whose worker was alive all along and whose heartbeats were queued.
+    """
+    if stall_s <= 0:
+        return 0
+    now = state.clock()
+    kept = 0
+    for run in state.runs.values():
+        if run.state.is_active and run.lease_expires_at is not None:
+            if run.lease_expires_at < now:
+                kept += 1
+            run.lease_expires_at = min(run.lease_expires_at + stall_s, now + state.lease_s)
+    for session in state.sessions.values():
+        session.info.last_heartbeat = min(session.info.last_heartbeat + stall_s, now)
+    return kept

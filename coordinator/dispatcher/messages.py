@@ -24,6 +24,8 @@ class Hello:
     runs_assigned: int
     gpus: list[str] = field(default_factory=list)
     queues: list[str] = field(default_factory=list)
+    # The highest seq this incarnation saw acknowledged (by any coordinator).
+    last_acked_seq: int = 0
 
 
 @dataclass(frozen=True)

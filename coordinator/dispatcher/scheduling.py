@@ -14,6 +14,7 @@ from ..config import nest, render_argv, render_command
 from ..domain import AssignOrder, Run, RunState
 from ..errors import Unavailable
 from ..search.base import Suggestion
+from ..search.grid import grid_size
 from .state import State
 from .suggestions import Suggestions
 from .transitions import Transitions
@@ -58,6 +59,7 @@ class Scheduler:
         views = [
             v for v in self.s.sweeps.values()
             if v.sweep.state.creates_runs and session.takes_from(v) and not v.is_full()
+            and runs_on_workers(v)
         ]
         # Fair share: the sweep with the fewest runs going gets the slot; ties go to the oldest.
         views.sort(key=lambda v: (v.active_count(), v.sweep.created_at))
@@ -121,6 +123,12 @@ class Scheduler:
         if cap is not None and sweep.run_count >= cap and not sweep.exhausted_reason:
             sweep.exhausted_reason = f"run_cap {cap} reached"
             self.s.store.update_sweep(sweep)
+        elif (view.config.method == "grid" and not sweep.exhausted_reason
+              and sweep.run_count >= _grid_size(view)):
+            # The last point is out: the sweep finishes when its last run ends, even if no one
+            # asks again (`agent(id, train, count=<grid size>)` never does).
+            sweep.exhausted_reason = "search space exhausted"
+            self.s.store.update_sweep(sweep)
         return run
 
     def assign_existing(self, view: SweepView, run: Run, worker_id: str) -> Run:
@@ -131,6 +139,20 @@ class Scheduler:
         self.s.store.record_event(run, self.s.clock(), f"assigned to {worker_id}")
         view.version += 1
         return run
+
+
+def runs_on_workers(view: SweepView) -> bool:
+    """Whether a `worker join` daemon can run the sweep: it has a program, or a command of its
+    own. A sweep without either is for agent() and ask/tell clients only; a worker would run
+    the bare interpreter with the arguments and fail every run."""
+    return view.config.program is not None or "command" in view.config.raw
+
+
+def _grid_size(view: SweepView) -> int:
+    try:
+        return grid_size(view.config)
+    except Exception:  # a grid that cannot be counted ends by asking, as before
+        return limits.MAX_RUNS_PER_SWEEP
 
 
 def _assign_order(view: SweepView, run: Run) -> AssignOrder:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import limits
+from .. import limits, names
 from ..domain import DEFAULT_QUEUE, AckOrder, DrainOrder, Run, RunState, StopOrder, WorkerInfo
 from ..errors import (
     AlreadyExists,
@@ -23,10 +23,10 @@ from ..errors import (
     SweepdError,
     Unavailable,
 )
-from .checks import check_text
+from .checks import check_text, refuse_taken_over
 from .leases import LIVE_SESSION_HEARTBEATS, heartbeat_interval
 from .messages import Hello, MetricsEvent, RunStartedEvent, Welcome, WorkerEvent
-from .scheduling import Scheduler
+from .scheduling import Scheduler, runs_on_workers
 from .state import State
 from .transitions import Transitions
 from .views import LiveLog, WorkerSession
@@ -48,6 +48,11 @@ def held_run(state: State, run_id: str, attempt: int, worker_id: str) -> Run:
         # Checked before the holder: a worker whose lease expired learns why it lost the
         # run (which has since moved on, possibly to another worker).
         raise FailedPrecondition(stale)
+    if attempt > run.attempt:
+        # No attempt past the current one was ever handed out: a caller's bug, not a lease.
+        raise InvalidArgument(
+            f"attempt: {attempt} is out of range for run {run_id}, which has had attempts"
+            f" 1..{run.attempt}; send the attempt its assignment (or SuggestRun) gave")
     if run.worker_id != worker_id:
         raise PermissionDenied(
             f"run {run_id} is not held by {worker_id}"
@@ -71,6 +76,10 @@ class WorkerSessions:
     def attach(self, hello: Hello) -> tuple[WorkerSession, Welcome]:
         _check_hello(hello)
         now = self.s.clock()
+        known = self.s.workers.get(hello.worker_id)
+        same_incarnation = known is not None and known.incarnation == hello.incarnation
+        if known is not None and not same_incarnation and hello.last_acked_seq > 0:
+            refuse_taken_over(hello, known)
         old = self.s.sessions.get(hello.worker_id)
         if (old is not None and old.info.incarnation != hello.incarnation
                 and self.s.heard_recently(old,
@@ -83,12 +92,14 @@ class WorkerSessions:
                 f" heard {now - old.info.last_heartbeat:.1f} s ago); give each worker its own"
                 " --worker-id, or stop the other one"
             )
-        known = self.s.workers.get(hello.worker_id)
-        same_incarnation = known is not None and known.incarnation == hello.incarnation
+        # Sequence numbers belong to an incarnation: a new one starts from 0. One this
+        # coordinator never knew (its database is new) resumes from what it saw acknowledged.
+        applied = (known.applied_seq if known is not None and same_incarnation
+                   else hello.last_acked_seq if known is None else 0)
         info = WorkerInfo(
             id=hello.worker_id, incarnation=hello.incarnation, host=hello.host,
             slots=max(hello.slots, 0), labels=dict(hello.labels), sweep_id=hello.sweep_id,
-            applied_seq=known.applied_seq if known is not None and same_incarnation else 0,
+            applied_seq=applied,
             connected_at=now, last_heartbeat=now, gpus=list(hello.gpus),
             queues=list(hello.queues) or [DEFAULT_QUEUE],
         )
@@ -138,6 +149,12 @@ class WorkerSessions:
                 session.draining = True
                 state = "does not exist" if view is None else f"is {view.sweep.state.value}"
                 self.s.send(info.id, DrainOrder(f"sweep {info.sweep_id} {state}"))
+            elif not runs_on_workers(view):
+                session.draining = True
+                self.s.send(info.id, DrainOrder(
+                    f"sweep {info.sweep_id} has no program (nor a command): it is run by"
+                    " agent(sweep_id, function=...) or an ask/tell client, never by"
+                    " `worker join`; add `program:` to its config for workers"))
         self.scheduler.schedule()
         return session, welcome
 
@@ -252,7 +269,7 @@ class WorkerSessions:
 def _check_hello(hello: Hello) -> None:
     if not hello.worker_id:
         raise InvalidArgument("hello.worker_id: must not be empty")
-    check_text("hello.worker_id", hello.worker_id, limits.MAX_NAME_LENGTH)
+    names.check_holder_id("hello.worker_id", hello.worker_id, worker=True)
     check_text("hello.host", hello.host, limits.MAX_NAME_LENGTH)
     if hello.slots > limits.MAX_WORKER_SLOTS:
         raise InvalidArgument(f"hello.slots: {hello.slots}, over the limit of"

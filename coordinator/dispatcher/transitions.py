@@ -8,10 +8,13 @@ around them; the orders go out when it commits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from sweepd.common.hints import missing_metric_notice, nearest_name
 
 from ..domain import DrainOrder, MetricRecord, Run, RunState, StopOrder, SweepState, reaches
 from ..errors import FailedPrecondition
@@ -164,10 +167,33 @@ class Transitions:
         if live is not None:
             live.ended = True  # followers holding it read what is left, then stop
         ended_at = self.s.clock() if when is None else when
+        if state is RunState.FINISHED and not reason:
+            reason = self._missing_metric(run)
         run.end(state, reason, ended_at)
         self.s.save_run(run)
         self.s.store.record_event(run, ended_at, reason or state.value.lower())
         log.info("run %s -> %s%s", run.id, state.value, f" ({reason})" if reason else "")
+
+    def _missing_metric(self, run: Run) -> str:
+        """A notice for a run that finished without ever logging the sweep's metric while it
+        logged others (a misspelt name), also added once to the sweep's notices; else ""."""
+        view = self.s.sweeps.get(run.sweep_id)
+        metric = view.config.metric if view is not None else None
+        logged = sorted(k for k in run.summary if not k.startswith("_"))
+        if view is None or metric is None:
+            return ""
+        notice = missing_metric_notice(metric.name, logged)
+        if not notice:
+            return ""
+        hint = nearest_name(metric.name, logged)
+        sweep_notice = (f"metric {metric.name!r}: run {run.id} finished without logging it"
+                        + (f"; did you mean {hint!r}? (the program logs it under that name)"
+                           if hint else f" (it logged {', '.join(logged[:8])})"))
+        if not any(n.startswith(f"metric {metric.name!r}: run ") for n in view.config.notices):
+            view.config = dataclasses.replace(
+                view.config, notices=(*view.config.notices, sweep_notice))
+        log.warning("run %s: %s", run.id, notice)
+        return notice
 
     def release(self, run: Run, why: str) -> None:
         """A worker handed back a run it never started: queue it again, attempt unspent."""
@@ -200,3 +226,4 @@ class Transitions:
             self.end_run(run, RunState.LOST, f"lost: {why}")
             self.maybe_finish(view)
         view.version += 1
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -136,6 +137,12 @@ def records_from_proto(
         if rec.index < 0:
             raise InvalidArgument(f"{field}[{i}].index: {rec.index} is negative; count from 0")
         check_int(f"{field}[{i}].index", rec.index)
+        if rec.step < 0:
+            raise InvalidArgument(f"{field}[{i}].step: {rec.step} is negative; a step counts"
+                                  " from 0 (leave it out to use the record's index)")
+        if "" in rec.values:
+            raise InvalidArgument(f"{field}[{i}].values: a metric with an empty name; name"
+                                  " every metric")
         out.append(MetricRecord(
             index=rec.index, step=rec.step, time=seconds(rec.time, now, f"{field}[{i}].time"),
             values=dict(rec.values),
@@ -187,6 +194,10 @@ def names_from_proto(field: str, values: Iterable[str], limit: str) -> list[str]
 # -- ListRuns pages -----------------------------------------------------------------------
 
 _TOKEN_PREFIX = "runs1:"
+# A run number in a token: ASCII digits, no leading zero, no more digits than the largest
+# sweep needs (MAX_RUNS_PER_SWEEP), so a forged one is refused before int() parses it.
+_TOKEN_NUMBER = re.compile(
+    "0|[1-9][0-9]{0,%s}" % (len(str(limits.MAX_RUNS_PER_SWEEP)) - 1), re.ASCII)
 # What a run adds to a page beyond its own bytes: its field's tag and length prefix (a bound:
 # one byte of tag, at most five of length, rounded up).
 _RUN_ENTRY_OVERHEAD_BYTES = 8
@@ -197,7 +208,7 @@ def _page_token(sweep_id: str, after_number: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _page_start(sweep_id: str, token: str) -> int:
+def _page_start(sweep_id: str, run_count: int, token: str) -> int:
     """The run number a page token continues after (0 for no token)."""
     if not token:
         return 0
@@ -209,9 +220,15 @@ def _page_start(sweep_id: str, token: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad from None
     prefix, _, number = raw.rpartition(":")
-    if prefix != f"{_TOKEN_PREFIX}{sweep_id}" or not number.isdigit():
+    # Only the exact form _page_token writes: str.isdigit() would take Arabic digits, a
+    # leading zero and (int() of) 5000 digits, none of which a real token holds.
+    if (prefix != f"{_TOKEN_PREFIX}{sweep_id}" or not _TOKEN_NUMBER.fullmatch(number)
+            or _page_token(sweep_id, int(number)) != token):
         raise bad
-    return int(number)
+    after = int(number)
+    if after > run_count:
+        raise bad  # run numbers only grow: no answer ever named one past the last run
+    return after
 
 
 def runs_page(view: SweepView, page_size: int, page_token: str) -> sweeps_pb2.ListRunsResponse:
@@ -226,7 +243,7 @@ def runs_page(view: SweepView, page_size: int, page_token: str) -> sweeps_pb2.Li
                               f" ({limits.DEFAULT_PAGE_SIZE})")
     size = min(page_size or limits.DEFAULT_PAGE_SIZE, limits.MAX_PAGE_SIZE)
     sweep = view.sweep
-    number = _page_start(sweep.id, page_token)
+    number = _page_start(sweep.id, sweep.run_count, page_token)
     response = sweeps_pb2.ListRunsResponse()
     used = 0
     while number < sweep.run_count and len(response.runs) < size:

@@ -10,7 +10,10 @@ import grpc
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 
 from .. import limits
+from ..config.model import SweepConfig
 from ..dispatcher import Dispatcher, read_config
+from ..dispatcher.checks import check_text
+from ..domain import DEFAULT_QUEUE
 from ..errors import InvalidArgument, SweepdError
 from .convert import (
     event_to_proto,
@@ -40,6 +43,28 @@ def _require(value: str, field: str) -> str:
     return value
 
 
+def _would_create(request: sweeps_pb2.CreateSweepRequest, config: SweepConfig
+                  ) -> common_pb2.Sweep:
+    """CreateSweep's answer with ``validate_only``: the option checks the dispatcher's create
+    makes (kept in step with ``dispatcher/sweeps.py``), then the sweep it would create, with
+    no id and no state because nothing was created."""
+    if request.max_concurrent < 0:
+        raise InvalidArgument(
+            f"max_concurrent: {request.max_concurrent} is negative; 0 for no limit")
+    check_text("queue", request.queue, limits.MAX_NAME_LENGTH)
+    if request.HasField("max_retries") and not (
+            0 <= request.max_retries <= limits.MAX_RETRIES_LIMIT):
+        raise InvalidArgument(f"max_retries: {request.max_retries} is not between 0 and"
+                              f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
+    metric = config.metric
+    return common_pb2.Sweep(
+        name=config.name or "", config_text=request.config_text, method=config.method,
+        metric_name=metric.name if metric else "", metric_goal=metric.goal if metric else "",
+        notices=list(config.notices), run_cap=config.run_cap or 0,
+        queue=request.queue or DEFAULT_QUEUE, max_concurrent=request.max_concurrent,
+    )
+
+
 class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.d = dispatcher
@@ -54,6 +79,8 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         # so heartbeats and every other call are answered meanwhile.
         config = await asyncio.get_running_loop().run_in_executor(
             None, read_config, request.config_text, request.source_name)
+        if request.validate_only:
+            return sweeps_pb2.CreateSweepResponse(sweep=_would_create(request, config))
         view = self.d.create_sweep(
             request.config_text, request.source_name, queue=request.queue,
             max_concurrent=request.max_concurrent,

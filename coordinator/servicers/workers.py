@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import grpc
 from sweepd.v1 import workers_pb2, workers_pb2_grpc
 
-from .. import limits
+from .. import limits, names
 from ..dispatcher import (
     Dispatcher,
     Hello,
@@ -44,8 +44,7 @@ _END_STATES = (RunState.FINISHED, RunState.FAILED, RunState.STOPPED, RunState.PE
 
 
 def hello_from_proto(msg: workers_pb2.Hello) -> Hello:
-    if not msg.worker_id:
-        raise InvalidArgument("hello.worker_id: must not be empty")
+    names.check_holder_id("hello.worker_id", msg.worker_id, worker=True)
     if msg.slots < 0:
         raise InvalidArgument(f"hello.slots: {msg.slots} is negative")
     return Hello(
@@ -57,6 +56,7 @@ def hello_from_proto(msg: workers_pb2.Hello) -> Hello:
         heartbeat_interval_s=check_interval("hello.heartbeat_interval_s",
                                             msg.heartbeat_interval_s),
         max_runs=msg.max_runs, runs_assigned=msg.runs_assigned,
+        last_acked_seq=check_seq(msg.last_acked_seq),
         gpus=names_from_proto("hello.gpus", msg.gpus, "MAX_WORKER_GPUS"),
         queues=names_from_proto("hello.queues", [q for q in msg.queues if q],
                                 "MAX_WORKER_QUEUES"),

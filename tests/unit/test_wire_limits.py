@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from sweepd.client import transport
+from sweepd.common import transport
 from sweepd.coordinator import limits
 from sweepd.coordinator.dispatcher import Dispatcher, RunFinishedEvent
 from sweepd.coordinator.domain import Run, RunState
@@ -32,8 +32,11 @@ def test_one_message_size_limit() -> None:
 
 
 def test_integers_that_do_not_fit_int64_with_room_are_refused() -> None:
-    ok = common_pb2.MetricRecord(index=2**63 - 2, step=-(2**63), values={"a": 1.0})
+    ok = common_pb2.MetricRecord(index=2**63 - 2, step=2**63 - 1, values={"a": 1.0})
     assert records_from_proto([ok], 1.0)[0].index == 2**63 - 2
+    # A negative step is refused (it was stored as sent before the hostile tester's F11).
+    with pytest.raises(InvalidArgument, match=r"^records\[0\]\.step: -9223372036854775808"):
+        records_from_proto([common_pb2.MetricRecord(index=0, step=-(2**63))], 1.0)
     with pytest.raises(InvalidArgument, match=r"^records\[1\]\.index: 9223372036854775807"):
         records_from_proto([common_pb2.MetricRecord(index=0), common_pb2.MetricRecord(
             index=2**63 - 1)], 1.0)
