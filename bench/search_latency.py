@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
-from common import make_optimizer, optuna_distributions
+from methods import make_optimizer, optuna_distributions
 
 SPACE: dict[str, dict[str, Any]] = {
     "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},

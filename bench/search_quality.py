@@ -29,8 +29,8 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
-from common import COMPETITORS, make_optimizer
 from functions import FAMILIES, PROBLEMS
+from methods import COMPETITORS, make_optimizer
 
 DEFAULT_METHODS = ("bayes", "sobol", "wandb_bayes", "optuna_tpe", "optuna_gp", "random")
 # Slow methods first so that the pool's tail is made of short tasks.

@@ -131,6 +131,9 @@ def test_a_notebook_needs_no_coordinator_started_by_hand(tmp_path: Path,
     assert "SWEEP " in first and "RAN 3" in first and "AGAIN " in first
     # The agent said what each trial did.
     assert first.count("agent: trial ") == 3, first
+    # The notebook shows a progress bar too, updated in place to its end.
+    assert '<progress value=\\"3\\" max=\\"3\\"' in first, first
+    assert "3/3 trials" in first and "done" in first
     pid = int((state / "coordinator.lock").read_text().split()[1].rstrip(","))
 
     # The kernel is gone; the coordinator is not. A new kernel re-running the notebook
