@@ -191,9 +191,13 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
             yield sweeps_pb2.SweepUpdate(sweep=sent)
             for run in list(view.runs.values()):
                 yield sweeps_pb2.SweepUpdate(run=run_to_proto(run))
-            while not self.d.watch_is_over(view):
+            over = self.d.watch_is_over(view)
+            while not over:
                 await watch.wake.wait()
                 await asyncio.sleep(WATCH_BATCH_S)
+                # Decided before this batch is taken: changes that arrive while it is being
+                # sent (the last runs ending with the sweep) go out in one more batch.
+                over = self.d.watch_is_over(view)
                 for run_id in watch.take():
                     changed = view.runs.get(run_id)
                     if changed is not None:
