@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .format import cell_text, duration, printable, when
+from .validate import grid_size_of
 
 # Events kept on the live screen: enough to see what just happened, few enough to fit.
 LAST_EVENTS = 6
@@ -36,13 +37,6 @@ REFRESH_PER_S = 4
 # metric values but not steps, and a step a second or two old is fine to look at.
 STEP_POLL_S = 2.0
 ENDED = ("FINISHED", "FAILED", "STOPPED", "CANCELED", "LOST")
-
-
-def grid_size(config_text: str) -> int | None:
-    """The number of points of a grid sweep's config, else None (not a grid, or unreadable)."""
-    from .validate import grid_size_of
-
-    return grid_size_of(config_text)
 
 
 class WatchState:
@@ -129,7 +123,7 @@ class WatchState:
         if self.total is None and self.sweep is not None and self.sweep["method"] == "grid":
             # Here, in the drawing thread, not in apply(): parsing imports the coordinator's
             # config code (a second or more), and the feed must not wait for it.
-            self.total = grid_size(self.sweep["config"]) or 0
+            self.total = grid_size_of(self.sweep["config"]) or 0
         with self.lock:
             sweep = self.sweep or {}
             counts = self.counts()

@@ -68,6 +68,11 @@ SERVER_OPTIONS = [
 _LOUD = "!" * 78
 
 
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (as gRPC and URLs write it)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class AddressError(RuntimeError):
     """The coordinator cannot listen on the address it was given (in use, not local, not an
     address at all)."""
@@ -100,7 +105,7 @@ class ServeOptions:
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return _host_port(self.host, self.port)
 
     def check(self) -> None:
         """Refuses unsafe or incomplete combinations before anything starts (or is written)."""
@@ -197,7 +202,7 @@ async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
     ]
     enable_reflection(service_names, server)
     port = _listen(server, opts)
-    listening = f"[{opts.host}]:{port}" if ":" in opts.host else f"{opts.host}:{port}"
+    listening = _host_port(opts.host, port)
     lock.describe(f"listening on {listening}")
     for warning in opts.warnings(listening):
         print(f"{_LOUD}\n{warning}\n{_LOUD}", file=sys.stderr, flush=True)
@@ -294,7 +299,7 @@ def _listen(server: grpc.aio.Server, opts: ServeOptions) -> int:
     port = opts.port  # 0: the first address picks a free port, the others take the same
     bound = 0
     for host in hosts:
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        address = _host_port(host, port)
         got = bind(address)
         if got:
             port, bound = got, bound + 1
@@ -350,7 +355,7 @@ def _unusable_here(host: str, port: int) -> bool:
 
 
 def _cannot_listen(host: str, port: int) -> str:
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = _host_port(host, port)
     try:
         ipaddress.ip_address(host)
     except ValueError:

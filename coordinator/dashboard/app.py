@@ -25,7 +25,6 @@ import html
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,8 +36,8 @@ from ..domain import Run
 from ..errors import FailedPrecondition, NotFound, SweepdError
 from ..servicers.importance import importance_response
 from . import data
-from .auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_S, Session, Sessions
-from .report import report_html
+from .auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_S, Session, Sessions, same_secret
+from .report import STATIC, report_html
 
 log = logging.getLogger("sweepd.dashboard")
 
@@ -55,7 +54,6 @@ LIVE_KEEPALIVE_S = 15.0
 CURVE_RUNS = 200
 # The run page shows this much of the run's output.
 LOG_TAIL_BYTES = 64 * 1024
-STATIC = resources.files(__package__) / "static"
 ACTIONS = ("pause", "resume", "stop", "cancel")
 # Nothing but this origin's own files: no CDN, no font service, no inline script (the pages
 # carry no script of their own). Plotly needs inline styles, and regl (its WebGL layer, used
@@ -143,7 +141,7 @@ class Dashboard:
         if request.method == "POST" and not by_token:
             # The cookie alone would let another site's form act as the user (CSRF).
             assert session is not None
-            if not _same(request.headers.get(CSRF_HEADER, ""), session.csrf):
+            if not same_secret(request.headers.get(CSRF_HEADER, ""), session.csrf):
                 raise web.HTTPForbidden(
                     text=json.dumps({"error": f"missing or wrong {CSRF_HEADER} header: send the"
                                      " value of the page's sweepd-csrf meta tag"}),
@@ -485,12 +483,6 @@ async def _wait(event: asyncio.Event, timeout: float) -> bool:
         await asyncio.wait_for(event.wait(), timeout)
         return True
     return False
-
-
-def _same(given: str, expected: str) -> bool:
-    import hmac
-
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _local(path: str) -> str:

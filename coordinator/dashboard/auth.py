@@ -25,6 +25,12 @@ SESSION_COOKIE = "sweepd_session"
 CSRF_HEADER = "X-Sweepd-CSRF"
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Whether a non-empty ``given`` equals ``expected``, in constant time, as the gRPC port's
+    check: no byte-by-byte guessing from timings."""
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
 @dataclass
 class Session:
     csrf: str
@@ -49,8 +55,7 @@ class Sessions:
     def token_matches(self, given: str) -> bool:
         if self.token is None:
             return True
-        # Constant time, as the gRPC port's check: no byte-by-byte guessing from timings.
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+        return same_secret(given, self.token)
 
     def link_matches(self, nonce: str, expires: str, sig: str) -> bool:
         """A one-time link's fields: signed with the token, not expired, never used before."""
