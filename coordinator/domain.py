@@ -20,7 +20,6 @@ from .config.model import ParamPath, Value
 MAXIMIZE = "maximize"
 
 
-
 class RunState(enum.Enum):
     PENDING = "PENDING"
     ASSIGNED = "ASSIGNED"

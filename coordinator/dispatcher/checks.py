@@ -14,11 +14,14 @@ from .messages import Hello
 log = logging.getLogger("sweepd.coordinator")
 
 
-def check_text(field: str, value: str, limit: int = limits.MAX_TEXT_LENGTH) -> None:
-    if len(value) > limit:
-        name = "MAX_NAME_LENGTH" if limit == limits.MAX_NAME_LENGTH else "MAX_TEXT_LENGTH"
-        raise InvalidArgument(f"{field}: {len(value)} characters, over the limit of {limit}"
-                              f" ({name})")
+def check_sweep_options(queue: str, max_concurrent: int, max_retries: int | None) -> None:
+    """A new sweep's options beside its config (``max_retries``: None for the config's)."""
+    if max_concurrent < 0:
+        raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
+    limits.check_text("queue", queue, "MAX_NAME_LENGTH")
+    if max_retries is not None and not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
+        raise InvalidArgument(f"max_retries: {max_retries} is not between 0 and"
+                              f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
 
 
 def check_record_order(run: Run, records: Sequence[MetricRecord]) -> list[MetricRecord]:
@@ -80,7 +83,7 @@ def read_config(config_text: str, source_name: str = "") -> SweepConfig:
     if size > limits.MAX_CONFIG_BYTES:
         raise ResourceExhausted(f"config_text: {size} bytes, over the limit of"
                                 f" {limits.MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)")
-    check_text("source_name", source_name)
+    limits.check_text("source_name", source_name)
     try:
         config = parse_config(config_text, filename=source_name or None)
     except SweepdError:

@@ -32,10 +32,14 @@ class Hello:
 class Welcome:
     heartbeat_interval_s: float
     lease_s: float
-    stop_run_ids: list[str]
     applied_seq: int
-    # The same runs as stop_run_ids, each with the attempt to stop.
+    # Runs the worker holds that are no longer its own, each with the attempt to stop.
     stop_runs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stop_run_ids(self) -> list[str]:
+        """``stop_runs`` without attempts, for workers that predate the attempt field."""
+        return list(self.stop_runs)
 
 
 @dataclass(frozen=True)

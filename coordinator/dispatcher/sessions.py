@@ -23,7 +23,7 @@ from ..errors import (
     SweepdError,
     Unavailable,
 )
-from .checks import check_text, refuse_taken_over
+from .checks import refuse_taken_over
 from .leases import LIVE_SESSION_HEARTBEATS, heartbeat_interval
 from .messages import Hello, MetricsEvent, RunStartedEvent, Welcome, WorkerEvent
 from .scheduling import Scheduler, runs_on_workers
@@ -141,7 +141,7 @@ class WorkerSessions:
                  f", sweep {info.sweep_id}" if info.sweep_id else "")
         welcome = Welcome(
             heartbeat_interval_s=interval, lease_s=self.s.lease_s,
-            stop_run_ids=list(stop_runs), applied_seq=info.applied_seq, stop_runs=stop_runs,
+            applied_seq=info.applied_seq, stop_runs=stop_runs,
         )
         if info.sweep_id:
             view = self.s.sweeps.get(info.sweep_id)
@@ -267,10 +267,8 @@ class WorkerSessions:
 
 
 def _check_hello(hello: Hello) -> None:
-    if not hello.worker_id:
-        raise InvalidArgument("hello.worker_id: must not be empty")
     names.check_holder_id("hello.worker_id", hello.worker_id, worker=True)
-    check_text("hello.host", hello.host, limits.MAX_NAME_LENGTH)
+    limits.check_text("hello.host", hello.host, "MAX_NAME_LENGTH")
     if hello.slots > limits.MAX_WORKER_SLOTS:
         raise InvalidArgument(f"hello.slots: {hello.slots}, over the limit of"
                               f" {limits.MAX_WORKER_SLOTS} (MAX_WORKER_SLOTS)")
@@ -278,7 +276,7 @@ def _check_hello(hello: Hello) -> None:
         raise InvalidArgument(f"hello.labels: {len(hello.labels)}, over the limit of"
                               f" {limits.MAX_LABELS} (MAX_LABELS)")
     for key, value in hello.labels.items():
-        check_text("hello.labels", key + value)
+        limits.check_text("hello.labels", key + value)
 
 
 def _check_next_seq(session: WorkerSession, seq: int) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import math
 
-from .. import limits, names
+from .. import names
 from ..config import SweepConfig
 from ..domain import DEFAULT_QUEUE, Run, RunState, Sweep, SweepState, beats
 from ..errors import FailedPrecondition, InvalidArgument
-from .checks import check_text, read_config
+from .checks import check_sweep_options, read_config
 from .scheduling import Scheduler
 from .state import State
 from .transitions import Transitions
@@ -30,16 +30,11 @@ class Sweeps:
                config: SweepConfig | None = None) -> SweepView:
         """``config``: ``config_text`` already read by :func:`read_config` (the servicer does
         that off the event loop); read here when not given."""
-        if max_concurrent < 0:
-            raise InvalidArgument(f"max_concurrent: {max_concurrent} is negative; 0 for no limit")
-        check_text("queue", queue, limits.MAX_NAME_LENGTH)
+        check_sweep_options(queue, max_concurrent, max_retries)
         if config is None:
             config = read_config(config_text, source_name)
         if max_retries is None:
             max_retries = config.max_retries
-        elif not 0 <= max_retries <= limits.MAX_RETRIES_LIMIT:
-            raise InvalidArgument(f"max_retries: {max_retries} is not between 0 and"
-                                  f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
         now = self.s.clock()
         sweep_id = names.new_sweep_id()
         while sweep_id in self.s.sweeps:

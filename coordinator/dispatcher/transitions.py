@@ -51,7 +51,7 @@ class Transitions:
                 sweep.exhausted_reason = f"run_cap {cap} reached"
             else:
                 return
-        if view.active_count() or view.pending_runs():
+        if view.active or view.pending:
             return
         self.set_sweep_state(view, SweepState.FINISHED, sweep.exhausted_reason)
         self.drain_sweep_workers(view)

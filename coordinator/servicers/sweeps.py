@@ -12,7 +12,7 @@ from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
 from .. import limits
 from ..config.model import SweepConfig
 from ..dispatcher import Dispatcher, read_config
-from ..dispatcher.checks import check_text
+from ..dispatcher.checks import check_sweep_options
 from ..domain import DEFAULT_QUEUE
 from ..errors import InvalidArgument, SweepdError
 from .convert import (
@@ -46,16 +46,10 @@ def _require(value: str, field: str) -> str:
 def _would_create(request: sweeps_pb2.CreateSweepRequest, config: SweepConfig
                   ) -> common_pb2.Sweep:
     """CreateSweep's answer with ``validate_only``: the option checks the dispatcher's create
-    makes (kept in step with ``dispatcher/sweeps.py``), then the sweep it would create, with
-    no id and no state because nothing was created."""
-    if request.max_concurrent < 0:
-        raise InvalidArgument(
-            f"max_concurrent: {request.max_concurrent} is negative; 0 for no limit")
-    check_text("queue", request.queue, limits.MAX_NAME_LENGTH)
-    if request.HasField("max_retries") and not (
-            0 <= request.max_retries <= limits.MAX_RETRIES_LIMIT):
-        raise InvalidArgument(f"max_retries: {request.max_retries} is not between 0 and"
-                              f" {limits.MAX_RETRIES_LIMIT} (MAX_RETRIES_LIMIT)")
+    makes, then the sweep it would create, with no id and no state because nothing was
+    created."""
+    check_sweep_options(request.queue, request.max_concurrent,
+                        request.max_retries if request.HasField("max_retries") else None)
     metric = config.metric
     return common_pb2.Sweep(
         name=config.name or "", config_text=request.config_text, method=config.method,
