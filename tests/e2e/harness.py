@@ -46,6 +46,19 @@ def wait_for(condition: Callable[[], T], timeout: float = DEFAULT_TIMEOUT_S,
         time.sleep(interval)
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as dead: its new parent may not
+    have reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Process:
     def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:

@@ -22,7 +22,7 @@ import pytest
 from sweepd.client.api import Client, SweepdClientError
 from sweepd.common.transport import Security
 
-from .harness import Cluster, Process, fill, wait_for
+from .harness import Cluster, Process, alive, fill, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,18 +54,6 @@ method: grid
 parameters:
   a: {{values: {list(range(POINTS))}}}
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose (its parent may be gone and not yet reaped it).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Observer:
@@ -122,7 +110,7 @@ def test_coordinator_and_worker_killed_mid_sweep(cluster: Cluster, tmp_path: Pat
             pid_file = d / "pid"
             if pid_file.exists() and not (d / "end").exists():
                 text = pid_file.read_text()
-                if text and _alive(int(text)):
+                if text and alive(int(text)):
                     live.append((d.name, int(text)))
         return live
 
@@ -132,7 +120,7 @@ def test_coordinator_and_worker_killed_mid_sweep(cluster: Cluster, tmp_path: Pat
     # Its runs die with it (their supervisor's PR_SET_PDEATHSIG): nothing keeps training, or a
     # GPU, for nobody.
     pids = [pid for _, pid in held]
-    wait_for(lambda: not any(_alive(pid) for pid in pids), 10, 0.05, f"run processes {pids}"
+    wait_for(lambda: not any(alive(pid) for pid in pids), 10, 0.05, f"run processes {pids}"
              " to die")
 
     wait_for(lambda: seen.finished(sweep_id, 24), DEADLINE_S, 0.1, "24 finished runs")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Cluster, wait_for
+from .harness import Cluster, alive, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -20,15 +20,6 @@ def _write(tmp: Path, name: str, text: str) -> Path:
     path = tmp / name
     path.write_text(textwrap.dedent(text))
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    # A zombie is dead for our purpose (init may not have reaped it yet).
-    return stat[stat.rindex(b")") + 2:].split()[0] != b"Z"
 
 
 # One child in a session of its own, one in a process group of its own, one grandchild that
@@ -81,7 +72,7 @@ def _pids(workdir: Path) -> list[int]:
     assert (pid_file.parent / "orphan").exists()
     orphan = pid_file.parent / "orphan"
     pids = [int(p) for p in pid_file.read_text().split()] + [int(orphan.read_text())]
-    assert len(pids) == 4 and all(_alive(pid) for pid in pids), pids
+    assert len(pids) == 4 and all(alive(pid) for pid in pids), pids
     # The setsid child and the orphan left the run's process group.
     assert os.getpgid(pids[1]) != os.getpgid(pids[0])
     assert os.getpgid(pids[3]) != os.getpgid(pids[0])
@@ -96,12 +87,12 @@ def test_kill_9_of_the_worker_takes_children_that_left_the_group(
     try:
         os.kill(worker.pid, signal.SIGKILL)  # the worker only, as the OOM killer would
         killed = time.monotonic()
-        wait_for(lambda: not any(_alive(pid) for pid in pids), 10, 0.05,
+        wait_for(lambda: not any(alive(pid) for pid in pids), 10, 0.05,
                  "the run and every process it started to die")
         print(f"all gone {time.monotonic() - killed:.2f} s after kill -9")
     finally:
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -117,7 +108,7 @@ def test_a_stop_takes_children_that_left_the_group(
     pids = _pids(workdir)
     try:
         cluster.sweep("cancel", sweep_id)
-        wait_for(lambda: not any(_alive(pid) for pid in pids), 30, 0.05,
+        wait_for(lambda: not any(alive(pid) for pid in pids), 30, 0.05,
                  "the stopped run and every process it started to die")
         (run,) = wait_for(lambda: [r for r in cluster.runs(sweep_id)
                                    if r["state"] not in ("PENDING", "ASSIGNED", "RUNNING")],
@@ -126,7 +117,7 @@ def test_a_stop_takes_children_that_left_the_group(
         assert ("SIGKILL" in worker.output()) == ignores_sigterm, worker.output()
     finally:
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

@@ -21,7 +21,7 @@ import grpc
 import pytest
 from sweepd.v1 import common_pb2, workers_pb2, workers_pb2_grpc
 
-from .harness import DEFAULT_TIMEOUT_S, Cluster, Process, wait_for
+from .harness import DEFAULT_TIMEOUT_S, Cluster, Process, alive, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +30,6 @@ def write(tmp: Path, name: str, text: str) -> Path:
     path = tmp / name
     path.write_text(textwrap.dedent(text))
     return path
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose (its new parent may not have reaped it yet).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # -- item 3: one bad metrics line never hangs a run ------------------------------------------
