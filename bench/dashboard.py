@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from sweepd.coordinator.config import RenderedArgv
 from sweepd.coordinator.domain import MetricRecord, Run, RunState
 from sweepd.coordinator.store import DB_FILENAME, Store
 
@@ -196,10 +197,13 @@ def fill(state_dir: Path, sizes: dict[str, int], records: int) -> None:
                                for i in range(records)]
                     params = {path[0]: v for path, v in point.items()}
                     run_id = f"{sweep_id}-{n}"
+                    args = [f"--{k}={v}" for k, v in params.items()]
                     store.insert_run(Run(
                         id=run_id, sweep_id=sweep_id, number=n, state=RunState.FINISHED,
-                        point=point, params=params, created_at=t0, attempt=1, worker_id="w1",
-                        argv=["python", "train.py"] + [f"--{k}={v}" for k, v in params.items()],
+                        point=point, created_at=t0, attempt=1, worker_id="w1",
+                        command=RenderedArgv(["${interpreter}", "train.py", *args],
+                                             tuple(range(2, 2 + len(args)))),
+                        argv=["python", "train.py", *args],
                         exit_code=0, started_at=t0 + 0.1, ended_at=t0 + records * 0.4,
                         summary=dict(history[-1].values), next_record_index=records))
                     store.insert_metrics(run_id, 1, history)

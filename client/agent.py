@@ -42,21 +42,14 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import grpc
-from sweepd.common.runfile import (
-    ENV_ATTEMPT,
-    ENV_CONFIG_FILE,
-    ENV_METRICS_FILE,
-    ENV_RUN_DIR,
-    ENV_RUN_ID,
-    ENV_STOP_FILE,
-    ENV_SWEEP_ID,
-)
+from sweepd.common.outcome import FAILED, outcome, with_bad_lines
+from sweepd.common.rundir import RunFiles
+from sweepd.common.runfile import ENV_RUN_DIR
 
 from .agent_report import NotebookProgress, Tally
 from .api import Client, SweepdClientError
@@ -110,31 +103,15 @@ def _for_this_trial(call: Callable[[], Any]) -> Any:
         raise
 
 
-@dataclass
-class _Paths:
-    run_dir: Path
-    config: Path
-    metrics: Path
-    stop: Path
-
-    def env(self, r: dict[str, Any]) -> dict[str, str]:
-        return {
-            ENV_RUN_ID: r["id"], ENV_SWEEP_ID: r["sweep_id"],
-            ENV_ATTEMPT: str(r["attempt"]), ENV_RUN_DIR: str(self.run_dir),
-            ENV_CONFIG_FILE: str(self.config), ENV_METRICS_FILE: str(self.metrics),
-            ENV_STOP_FILE: str(self.stop),
-        }
+def _prepare(workdir: Path, r: dict[str, Any]) -> RunFiles:
+    """The trial's run directory, laid out as a worker lays out a run's."""
+    files = RunFiles.at(workdir, r["id"], r["attempt"])
+    files.prepare(r["params"])
+    return files
 
 
-def _prepare(workdir: Path, r: dict[str, Any]) -> _Paths:
-    run_dir = workdir / ".sweepd" / "runs" / f"{r['id']}.{r['attempt']}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    paths = _Paths(run_dir, run_dir / "config.json", run_dir / "metrics.jsonl", run_dir / "stop")
-    paths.config.write_text(json.dumps(r["params"], indent=2))
-    paths.metrics.touch()
-    with contextlib.suppress(FileNotFoundError):
-        paths.stop.unlink()
-    return paths
+def _env(files: RunFiles, r: dict[str, Any]) -> dict[str, str]:
+    return files.env(r["id"], r["sweep_id"], r["attempt"])
 
 
 def _child(function: Callable[[], Any], env: dict[str, str]) -> None:
@@ -156,7 +133,7 @@ def _child(function: Callable[[], Any], env: dict[str, str]) -> None:
     except BaseException as exc:
         text = traceback.format_exc()
         try:
-            (Path(env["SWEEPD_RUN_DIR"]) / TRACEBACK_FILENAME).write_text(
+            (Path(env[ENV_RUN_DIR]) / TRACEBACK_FILENAME).write_text(
                 f"{type(exc).__name__}: {exc}\n{text}")
         except OSError:  # the agent then says only "exited with code 1": print it here
             sys.stderr.write(text)
@@ -194,7 +171,7 @@ class _Interrupts:
 class _Reporter:
     """Sends the trial's new metric lines to the coordinator; remembers a stop verdict."""
 
-    def __init__(self, client: Client, r: dict[str, Any], paths: _Paths) -> None:
+    def __init__(self, client: Client, r: dict[str, Any], paths: RunFiles) -> None:
         from sweepd.common.runfile import MetricsFollower  # the worker's exact line parser
 
         self.client = client
@@ -222,15 +199,6 @@ class _Reporter:
         if should_stop and not self.stop_reason:
             self.stop_reason = reason or "stopped by the coordinator"
 
-    def with_bad_lines(self, reason: str) -> str:
-        """The end reason, with the count of unusable metrics lines and the first (as the
-        worker daemon reports them)."""
-        first = self.follower.first_bad
-        if first is None:
-            return reason
-        note = (f"{self.follower.bad_lines} metrics line(s) could not be used (first: line"
-                f" {first.number}: {first.why})")
-        return f"{reason}; {note}" if reason else note
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
@@ -238,27 +206,16 @@ def _kill_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _outcome(code: int | None, stop_reason: str) -> tuple[str, str]:
-    if stop_reason:
-        return "STOPPED", stop_reason
-    if code == 0:
-        return "FINISHED", ""
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        return "FAILED", f"killed by {name}"
-    return "FAILED", f"exited with code {code}"
-
-
 def _start_method() -> str:
     # fork: the only start method that can run a function defined in a notebook cell.
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
+def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: RunFiles,
                   client: Client, interrupts: _Interrupts, stop_grace_s: float
                   ) -> dict[str, Any]:
     ctx: Any = multiprocessing.get_context(_start_method())
-    child = ctx.Process(target=_child, args=(function, paths.env(r)), daemon=False,
+    child = ctx.Process(target=_child, args=(function, _env(paths, r)), daemon=False,
                         name=f"sweepd-{r['id']}")
     reporter = _Reporter(client, r, paths)
     kill_at: float | None = None
@@ -270,7 +227,7 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
             print("agent: stopping the trial (SIGTERM); Ctrl+C again kills it", file=sys.stderr,
                   flush=True)
             user_stop = "interrupted (Ctrl+C)"
-            paths.stop.write_text(user_stop + "\n")
+            paths.write_stop(user_stop)
             _kill_group(child.pid, signal.SIGTERM)
             kill_at = time.monotonic() + stop_grace_s
         elif n >= 3 and child.pid:
@@ -279,13 +236,13 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
 
     interrupts.on_interrupt = on_interrupt
     child.start()
-    (paths.run_dir / "pid").write_text(str(child.pid))
+    (paths.dir / "pid").write_text(str(child.pid))
     try:
         while child.is_alive():
             child.join(METRICS_POLL_S)
             reporter.poll()
             if reporter.stop_reason and kill_at is None and child.pid:
-                paths.stop.write_text(reporter.stop_reason + "\n")
+                paths.write_stop(reporter.stop_reason)
                 _kill_group(child.pid, signal.SIGTERM)
                 kill_at = time.monotonic() + stop_grace_s
             if kill_at is not None and time.monotonic() > kill_at and child.pid:
@@ -298,11 +255,11 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
         if child.pid:  # whatever the trial started and left behind goes with it
             _kill_group(child.pid, signal.SIGKILL)
     reporter.poll(final=True)
-    state, reason = _outcome(child.exitcode, reporter.stop_reason or user_stop)
+    state, reason = outcome(child.exitcode, stop_reason=reporter.stop_reason or user_stop)
     raised = _raised(paths)
-    if state == "FAILED" and raised:
+    if state == FAILED and raised:
         reason = f"raised {raised.splitlines()[0]}"
-    reason = reporter.with_bad_lines(reason)
+    reason = with_bad_lines(reason, reporter.follower)
     finished: dict[str, Any] = _for_this_trial(lambda: client.finish_run(
         r["id"], r["attempt"], state, child.exitcode, reason, client_id=r["client_id"]))
     if raised:
@@ -310,15 +267,15 @@ def _run_isolated(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
     return finished
 
 
-def _raised(paths: _Paths) -> str:
+def _raised(paths: RunFiles) -> str:
     """'<Exception>: <message>' and the traceback an isolated trial left, or ''."""
     try:
-        return (paths.run_dir / TRACEBACK_FILENAME).read_text(errors="replace")
+        return (paths.dir / TRACEBACK_FILENAME).read_text(errors="replace")
     except OSError:
         return ""
 
 
-def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Paths,
+def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: RunFiles,
                     client: Client, interrupts: _Interrupts) -> dict[str, Any]:
     reporter = _Reporter(client, r, paths)
     done = threading.Event()
@@ -333,12 +290,12 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
                     # The function cannot be killed in this process: ask it to stop
                     # (run.should_stop()) and report nothing more.
                     reporter.dropped = str(exc)
-                    paths.stop.write_text(f"dropped: {exc}\n")
+                    paths.write_stop(f"dropped: {exc}")
                     return
                 except Exception:
                     pass  # e.g. the coordinator restarting: the next poll resends
                 if reporter.stop_reason:
-                    paths.stop.write_text(reporter.stop_reason + "\n")
+                    paths.write_stop(reporter.stop_reason)
 
     def on_interrupt(n: int) -> None:
         if n >= 2:
@@ -347,7 +304,7 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
     interrupts.on_interrupt = on_interrupt
     thread = threading.Thread(target=report_loop, name=f"sweepd-report-{r['id']}", daemon=True)
     previous = run._run
-    env = paths.env(r)
+    env = _env(paths, r)
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # as a worker-started program sees them, for code that reads them
     run._run = Run(environ=env)
@@ -381,11 +338,11 @@ def _run_in_process(function: Callable[[], Any], r: dict[str, Any], paths: _Path
         raise _TrialDropped(reporter.dropped)
     with lock:
         reporter.poll(final=True)
-    state, reason = _outcome(code, reporter.stop_reason or
-                             ("interrupted (Ctrl+C)" if interrupted else ""))
-    if state == "FAILED" and reason_extra:
+    state, reason = outcome(code, stop_reason=reporter.stop_reason
+                            or ("interrupted (Ctrl+C)" if interrupted else ""))
+    if state == FAILED and reason_extra:
         reason = f"raised {reason_extra}"
-    reason = reporter.with_bad_lines(reason)
+    reason = with_bad_lines(reason, reporter.follower)
     finished: dict[str, Any] = _for_this_trial(lambda: client.finish_run(
         r["id"], r["attempt"], state, code, reason, client_id=r["client_id"]))
     if interrupted:

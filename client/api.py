@@ -82,6 +82,8 @@ def run_to_dict(run: common_pb2.Run) -> dict[str, Any]:
         "attempt": run.attempt,
         "exit_code": run.exit_code if run.HasField("exit_code") else None,
         "reason": run.reason,
+        # What to run (worker-side macros unresolved) and what was started (resolved).
+        "command": list(run.command),
         "argv": list(run.argv),
         "created_at": _time(run.created_at),
         "started_at": _time(run.started_at),
@@ -353,27 +355,37 @@ class Client:
                        *, first_index: int = 0, client_id: str = "") -> tuple[bool, str]:
         """Reports records (dicts of metric values; optional ``_step``) of a run taken with
         ``client_id``; no records only renews its lease. Returns (should_stop, reason)."""
-        protos = []
-        for i, rec in enumerate(records):
-            values = {k: float(v) for k, v in rec.items() if not k.startswith("_")}
-            step = int(rec.get("_step", first_index + i))
-            protos.append(common_pb2.MetricRecord(index=first_index + i, step=step,
-                                                  values=values))
         response = self._call("ReportMetrics", sweeps_pb2.ReportMetricsRequest(
-            run_id=run_id, attempt=attempt, records=protos, client_id=client_id))
+            run_id=run_id, attempt=attempt, records=_records_to_proto(records, first_index),
+            client_id=client_id))
         return response.should_stop, response.stop_reason
 
     def finish_run(self, run_id: str, attempt: int, state: str = "FINISHED",
                    exit_code: int | None = None, reason: str = "", *,
-                   client_id: str = "") -> dict[str, Any]:
-        """Ends a run taken with ``client_id`` (required by the coordinator)."""
+                   client_id: str = "", records: Sequence[Mapping[str, float]] = (),
+                   first_index: int = 0) -> dict[str, Any]:
+        """Ends a run taken with ``client_id`` (required by the coordinator). ``records``
+        (as for ``report_metrics``, numbered from ``first_index``) are stored first, in the
+        same commit: a trial's result and its end in one call."""
         request = sweeps_pb2.FinishRunRequest(
             run_id=run_id, attempt=attempt,
             state=common_pb2.RunState.Value(f"RUN_STATE_{state.upper()}"), reason=reason,
-            client_id=client_id)
+            client_id=client_id, records=_records_to_proto(records, first_index))
         if exit_code is not None:
             request.exit_code = exit_code
         return run_to_dict(self._call("FinishRun", request))
+
+
+def _records_to_proto(records: Sequence[Mapping[str, float]], first_index: int
+                      ) -> list[common_pb2.MetricRecord]:
+    """Metric records from dicts of values (``_step`` optional), indexed from
+    ``first_index``."""
+    protos = []
+    for i, rec in enumerate(records):
+        values = {k: float(v) for k, v in rec.items() if not k.startswith("_")}
+        step = int(rec.get("_step", first_index + i))
+        protos.append(common_pb2.MetricRecord(index=first_index + i, step=step, values=values))
+    return protos
 
 
 def sweep(config: str | Path | Mapping[str, Any], *, coordinator: str | None = None) -> str:

@@ -203,8 +203,7 @@ def _show_run(run_id: str, client: Client, fmt: str) -> None:
     ]
     if r["exit_code"] is not None:
         lines.append(f"exit     {r['exit_code']}")
-    if r["argv"]:
-        lines.append(f"command  {shlex.join(r['argv'])}")
+    lines += _command_lines(r["command"], r["argv"])
     for e in r["events"]:
         lines.append(f"event    {when(e['time'])}  {e['state']:<9} attempt {e['attempt']}"
                      + (f"  {e['worker_id']}" if e["worker_id"] else "")
@@ -213,6 +212,18 @@ def _show_run(run_id: str, client: Client, fmt: str) -> None:
     if r["log_tail"] and r["state"] in ("FAILED", "LOST"):
         click.echo("---- output (last lines; `sweep logs` prints it all)")
         click.echo("\n".join(r["log_tail"].splitlines()[-LOG_LINES_ON_FAILURE:]))
+
+
+def _command_lines(command: list[str], argv: list[str]) -> list[str]:
+    """What the run is to run and, once started, what its worker ran: the second differs from
+    the first where the worker resolved its macros (${interpreter} became its own Python), so
+    it is shown only then."""
+    lines = []
+    if command:
+        lines.append(f"command  {shlex.join(command)}")
+    if argv and argv != command:
+        lines.append(f"started  {shlex.join(argv)}")
+    return lines
 
 
 def _run_of_sweep(sweep_id: str, run: str) -> str:

@@ -14,7 +14,9 @@ from typing import Any
 
 from sweepd.common.names import DEFAULT_QUEUE
 
+from .config.command import RenderedArgv
 from .config.model import ParamPath, Value
+from .config.points import nest
 
 # A metric's goal as the sweep configuration spells it; the other one is "minimize".
 MAXIMIZE = "maximize"
@@ -84,18 +86,52 @@ class Sweep:
     max_retries: int | None = None
 
 
+# The rule of a stop that is no early-stopping verdict: the user canceled the sweep.
+CANCEL_RULE = "cancel"
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """Why the coordinator stops a run: a stopping rule's verdict with the figures it compared,
+    or a cancel. Stopping rules return it, the run keeps it (``Run.stop``), the store keeps it
+    as JSON without ``run_id`` (the row says whose it is)."""
+
+    run_id: str
+    reason: str  # one human sentence: "hyperband: loss=0.9 at iteration 3 is worse than ..."
+    rule: str  # "hyperband" | "asha" | "median" | CANCEL_RULE
+    band: int | None = None  # the iteration (band / rung) at which the comparison was made
+    threshold: float | None = None  # in the metric's own units (not sign-flipped)
+    value: float | None = None  # the run's value that was compared, as logged
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One entry of a run's history: the state it entered (or was in) and why, and when."""
+
+    attempt: int
+    time: float
+    state: RunState
+    reason: str
+    worker_id: str
+
+
 @dataclass
 class Run:
     id: str
     sweep_id: str
     number: int
     state: RunState
-    # The point as search sees it (flattened paths) and as the program sees it (nested).
+    # The point as search sees it (flattened paths, in W&B's canonical order): the one stored.
     point: dict[ParamPath, Value]
-    params: dict[str, Any]
     created_at: float
     attempt: int = 0
     worker_id: str = ""
+    # What to run: rendered once, when the run is created, with the worker-side macros left
+    # for its worker and the items that carry values marked (every attempt runs the same).
+    # Empty for a sweep no worker runs (config.command.run_command).
+    command: RenderedArgv = field(default_factory=lambda: RenderedArgv([], ()))
+    # What its worker started for the current attempt (macros resolved, as it reported);
+    # empty until then, and for runs of ask/tell clients, which start nothing of ours.
     argv: list[str] = field(default_factory=list)
     exit_code: int | None = None
     reason: str = ""
@@ -110,9 +146,14 @@ class Run:
     lease_expires_at: float | None = None
     # Why the coordinator asked the run to stop (early-stopping verdict with its figures, or
     # the sweep was canceled); set, and committed, before the stop order goes out.
-    stop: dict[str, Any] | None = None
+    stop: StopDecision | None = None
     # The last bytes of the run's output, sent by its worker when the run ended.
     log_tail: str = ""
+    # The point as the program sees it (run.config): derived from ``point``, never stored.
+    params: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.params = nest(self.point)
 
     # -- transitions: each sets every field the new state implies, and nothing else. The
     # caller stores the run and records the event (the reason the user reads).
@@ -130,10 +171,10 @@ class Run:
         self.started_at = when
         self.argv = list(argv)
 
-    def request_stop(self, stop: dict[str, Any]) -> None:
+    def request_stop(self, stop: StopDecision) -> None:
         """Records why the coordinator asks the run to stop; it stays active until it ends."""
         self.stop = stop
-        self.reason = str(stop.get("reason", ""))
+        self.reason = stop.reason
 
     def end(self, state: RunState, reason: str, when: float) -> None:
         """Into an ended state (FINISHED, FAILED, STOPPED, LOST, CANCELED): no lease left."""
@@ -167,6 +208,7 @@ class Run:
         self.started_at = None
         self.ended_at = None
         self.lease_expires_at = None
+        self.argv = []
         self.stop = None
         self.summary = {}
         self.next_record_index = 0

@@ -7,6 +7,8 @@ much), naming the limit, and the coordinator carries on unharmed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 # The largest message on any channel, defined once where clients and workers read it too.
 from sweepd.common.transport import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 
@@ -59,26 +61,39 @@ MAX_LABELS = 100
 MAX_WIRE_INT = 2**63 - 2
 
 
-def check_text(field: str, value: str, limit: str = "MAX_TEXT_LENGTH") -> str:
+# The limits the checks below take by name (the name goes into the error, so that a user can
+# find it here): a name that is not one of these is a type error, not a lookup at run time.
+TextLimit = Literal["MAX_TEXT_LENGTH", "MAX_NAME_LENGTH"]
+CountLimit = Literal["MAX_ARGV_ITEMS", "MAX_WORKER_GPUS", "MAX_WORKER_QUEUES"]
+_LIMITS: dict[TextLimit | CountLimit, int] = {
+    "MAX_TEXT_LENGTH": MAX_TEXT_LENGTH,
+    "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+    "MAX_ARGV_ITEMS": MAX_ARGV_ITEMS,
+    "MAX_WORKER_GPUS": MAX_WORKER_GPUS,
+    "MAX_WORKER_QUEUES": MAX_WORKER_QUEUES,
+}
+
+
+def check_text(field: str, value: str, limit: TextLimit = "MAX_TEXT_LENGTH") -> str:
     """``value`` if it is within the length limit named ``limit``; else InvalidArgument naming
     the field and the limit (nothing is stored, the request is refused whole)."""
-    most: int = globals()[limit]
+    most = _LIMITS[limit]
     if len(value) > most:
         raise InvalidArgument(f"{field}: {len(value)} characters, over the limit of {most}"
                               f" ({limit}); send a shorter one")
     return value
 
 
-def check_count(field: str, count: int, limit: str) -> None:
-    most: int = globals()[limit]
+def check_count(field: str, count: int, limit: CountLimit) -> None:
+    most = _LIMITS[limit]
     if count > most:
         raise InvalidArgument(f"{field}: {count} items, over the limit of {most} ({limit})")
 
 
-def clip_text(value: str, limit: str = "MAX_TEXT_LENGTH") -> str:
+def clip_text(value: str, limit: TextLimit = "MAX_TEXT_LENGTH") -> str:
     """``value`` cut to the named limit, saying so: for text that must not make its message
     refused (a worker's reason for a run's end: the end itself must be recorded)."""
-    most: int = globals()[limit]
+    most = _LIMITS[limit]
     if len(value) <= most:
         return value
     mark = f"... ({len(value) - most} more characters cut, {limit})"

@@ -7,6 +7,12 @@ One coordinator process owns the database (one writer), in WAL mode so that read
 
 All methods are synchronous and cheap (single-row writes, indexed reads); the dispatcher calls
 them on its event loop. Group several writes into one atomic commit with ``transaction()``.
+``transaction(defer_commit=True)`` leaves its writes in a group transaction that stays open
+until ``commit_group()`` (or the next ordinary transaction) commits it: the writes of
+concurrent requests share one commit, each acknowledged only after it (group commit).
+
+Copying the write-ahead log into the database (a checkpoint, the one step that syncs the disk)
+runs on a thread of its own with its own connection, off the committing thread.
 
 A write that fails (disk full, I/O error) fails its whole transaction: nothing of it is
 committed, even if a caller swallows the error, and every ``TransactionListener`` hears of it
@@ -18,20 +24,33 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .config.command import RenderedArgv
 from .config.model import ParamPath, Value
-from .domain import MetricRecord, Run, RunState, Sweep, SweepState, WorkerInfo
+from .domain import (
+    MetricRecord,
+    Run,
+    RunEvent,
+    RunState,
+    StopDecision,
+    Sweep,
+    SweepState,
+    WorkerInfo,
+)
 from .errors import StorageFull, SweepdError, Unavailable
 
 log = logging.getLogger("sweepd.coordinator")
 
 DB_FILENAME = "sweepd.sqlite3"
-SCHEMA_VERSION = 1
+# 2: a run's command stored (command_json), its nested params no longer (params_json); a
+# version-1 database is upgraded in place when opened (migrations.py).
+SCHEMA_VERSION = 2
 # Every table of _SCHEMA: a database with tables but not these is not one sweepd wrote
 # (statedir.py refuses it rather than write sweepd's schema into it).
 SCHEMA_TABLES = frozenset({"meta", "sweeps", "runs", "run_events", "metrics", "workers"})
@@ -48,6 +67,11 @@ BUSY_TIMEOUT_MS = 5000
 # filled the disk was freed. A checkpoint per 1 MiB of changes costs one fsync each.
 WAL_CHECKPOINT_PAGES = 256
 WAL_SIZE_LIMIT_BYTES = 1024 * 1024
+# The background checkpointer is woken every this many commits, so that the log is copied
+# well before WAL_CHECKPOINT_PAGES (then a backstop only: the committing thread checkpoints
+# itself if the background one falls behind). A checkpoint syncs the disk and took half the
+# time of a commit when it ran inline.
+CHECKPOINT_EVERY_COMMITS = 8
 # SQLite's result code for a full disk (sqlite3.SQLITE_FULL, which typeshed does not know).
 _SQLITE_FULL = 13
 
@@ -73,9 +97,9 @@ CREATE TABLE IF NOT EXISTS runs (
     number INTEGER NOT NULL,
     state TEXT NOT NULL,
     point_json TEXT NOT NULL,
-    params_json TEXT NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
     worker_id TEXT NOT NULL DEFAULT '',
+    -- What its worker started for the current attempt; '[]' until then.
     argv_json TEXT NOT NULL DEFAULT '[]',
     exit_code INTEGER,
     reason TEXT NOT NULL DEFAULT '',
@@ -91,6 +115,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stop_json TEXT,
     -- The last 64 KiB of the run's output, as its worker sent it when the run ended.
     log_tail TEXT NOT NULL DEFAULT '',
+    -- What to run, rendered once when the run was created (command_to_json).
+    command_json TEXT NOT NULL DEFAULT '{"argv": [], "literal": []}',
     UNIQUE (sweep_id, number)
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs(state);
@@ -137,8 +163,39 @@ def point_from_json(text: str) -> dict[ParamPath, Value]:
     return {tuple(path): value for path, value in json.loads(text)}
 
 
-def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+def command_to_json(command: RenderedArgv) -> str:
+    """The ``command_json`` column: the argv items and which of them carry values."""
+    return json.dumps({"argv": list(command.argv), "literal": list(command.literal)})
+
+
+def command_from_json(text: str) -> RenderedArgv:
+    data = json.loads(text)
+    return RenderedArgv([str(item) for item in data["argv"]],
+                        tuple(int(i) for i in data["literal"]))
+
+
+def stop_to_json(stop: StopDecision | None) -> str | None:
+    """The ``stop_json`` column: the decision's fields but ``run_id`` (the row's own id), the
+    figures null when the decision has none (a cancel)."""
+    if stop is None:
+        return None
+    return json.dumps({"rule": stop.rule, "reason": stop.reason, "band": stop.band,
+                       "threshold": stop.threshold, "value": stop.value})
+
+
+def stop_from_json(run_id: str, text: str | None) -> StopDecision | None:
+    """Reads a ``stop_json`` column. Tolerant of missing keys: a cancel was stored with only
+    ``rule`` and ``reason``, and rows from older versions may lack others."""
+    if not text:
+        return None
+    data = json.loads(text)
+    band, threshold, value = data.get("band"), data.get("threshold"), data.get("value")
+    return StopDecision(
+        run_id=run_id, reason=str(data.get("reason", "")), rule=str(data.get("rule", "")),
+        band=None if band is None else int(band),
+        threshold=None if threshold is None else float(threshold),
+        value=None if value is None else float(value),
+    )
 
 
 class SchemaMismatch(RuntimeError):
@@ -156,13 +213,17 @@ class Touched:
 class TransactionListener(Protocol):
     """Told when a transaction begins and when one is rolled back after it changed something
     (a write was attempted, or an unexpected exception left it), so that what was changed in
-    memory alongside it can be put back."""
+    memory alongside it can be put back; and when a group transaction committed."""
 
     def transaction_began(self) -> None: ...
 
     def transaction_failed(self, touched: Touched | None) -> None:
         """``touched``: what the transaction wrote; None when that is not known (an
-        exception that was not a write's), and anything may have changed."""
+        exception that was not a write's), and anything may have changed. A failed group
+        transaction loses every part of the group."""
+
+    def group_committed(self) -> None:
+        """The open group transaction committed: its parts are durable."""
 
 
 def _store_error(path: Path, exc: sqlite3.Error) -> Unavailable:
@@ -182,6 +243,57 @@ def _store_error(path: Path, exc: sqlite3.Error) -> Unavailable:
     return error
 
 
+class _Checkpointer:
+    """Copies the write-ahead log into the database on a thread of its own, when woken.
+
+    Its own connection: SQLite lets a checkpoint run beside a writer (PASSIVE mode never
+    waits for it), and the disk sync it ends with then costs the event loop nothing. A failed
+    checkpoint (a full disk) is tried again at the next wake; the committing connection's
+    own auto-checkpoint and the full-disk reclaim stay as they were.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        # Started at the first wake: a store that commits little never needs it.
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sweepd-checkpoint",
+                                            daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(str(self._path), isolation_level=None,
+                                 timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            log.warning("no background checkpoints for %s: %s", self._path, exc)
+            return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.info("background checkpoint of %s failed: %s", self._path, exc)
+        finally:
+            db.close()
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -198,9 +310,15 @@ class Store:
         self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
+        # A group transaction is open: parts were applied but not committed (commit_group()).
+        self._group = False
         # Within the current transaction: whether a write was attempted, and the first write
         # that failed (after which nothing more is executed and nothing is committed).
         self._wrote = False
+        # Whether the current part of a group wrote (a refusal before any write leaves the
+        # other parts of the group as they are).
+        self._part_wrote = False
+        self.last_error: Unavailable | None = None
         self._failure: Unavailable | None = None
         self._touched_sweeps: set[str] = set()
         self._touched_runs: set[str] = set()
@@ -208,6 +326,8 @@ class Store:
         self._db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
         self._add_missing_columns()
         self._check_version()
+        self._checkpointer = _Checkpointer(path)
+        self._commits_unchecked = 0
 
     def _add_missing_columns(self) -> None:
         """Columns added within schema version 1 (nullable, so old rows read as defaults)."""
@@ -221,6 +341,10 @@ class Store:
             self._db.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+        elif int(row["value"]) == 1:
+            # Imported here: the upgrade reads configs, and runs once per old database.
+            from .migrations import upgrade_1_to_2
+            upgrade_1_to_2(self._db)
         elif int(row["value"]) != SCHEMA_VERSION:
             raise SchemaMismatch(
                 f"{self.path} has schema version {row['value']}, this sweepd expects "
@@ -228,19 +352,32 @@ class Store:
             )
 
     def close(self) -> None:
+        if self._group:
+            self.commit_group()
+        self._checkpointer.stop()
         self._db.close()
 
     def add_listener(self, listener: TransactionListener) -> None:
         self._listeners.append(listener)
 
+    @property
+    def group_open(self) -> bool:
+        """Whether writes wait in an open group transaction for ``commit_group()``."""
+        return self._group
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, defer_commit: bool = False) -> Iterator[None]:
         """One atomic commit; nested uses join the outermost transaction.
 
         Raises ``Unavailable`` (``StorageFull`` on a full disk) when a write or the commit
         failed; the database then holds nothing of the transaction, and listeners were told.
         An exception that is a ``SweepdError`` raised before any write (a refusal) rolls back
         without telling them: by convention nothing was changed yet.
+
+        ``defer_commit``: a part of the open group transaction (one is begun if none is open);
+        its writes are committed with the group's by ``commit_group()``. A part that fails
+        after it wrote fails the whole group (every part's writes are rolled back, listeners
+        told of all they touched). An ordinary transaction commits an open group first.
         """
         if self._depth:
             self._depth += 1
@@ -249,43 +386,88 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:  # locked past BUSY_TIMEOUT_MS, or the file is unusable
-            raise _store_error(self.path, exc) from exc
+        if self._group and not defer_commit:
+            self.commit_group()
+        if not self._group:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:  # locked past BUSY_TIMEOUT_MS, or unusable
+                raise _store_error(self.path, exc) from exc
+            self._wrote = False
+            self._failure = None
+            self._touched_sweeps.clear()
+            self._touched_runs.clear()
+            for listener in self._listeners:
+                listener.transaction_began()
+            self._group = defer_commit
         self._depth = 1
-        self._wrote = False
-        self._failure = None
-        self._touched_sweeps.clear()
-        self._touched_runs.clear()
-        for listener in self._listeners:
-            listener.transaction_began()
+        self._part_wrote = False
         try:
             yield
             if self._failure is not None:  # a failed write whose error a caller swallowed
                 raise self._failure
-            self._commit()
+            if not defer_commit:
+                self._commit()
         except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, StorageFull) or (
-                    isinstance(exc, sqlite3.Error)
-                    and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL):
-                self._reclaim_wal()
-            if self._wrote or not isinstance(exc, SweepdError):
-                touched = Touched(frozenset(self._touched_sweeps),
-                                  frozenset(self._touched_runs)) if self._wrote else None
-                for listener in self._listeners:
-                    listener.transaction_failed(touched)
-            if isinstance(exc, sqlite3.Error):
-                raise _store_error(self.path, exc) from exc
+            if (defer_commit and not self._part_wrote and isinstance(exc, SweepdError)
+                    and not isinstance(exc, Unavailable)):
+                raise  # a refusal before this part wrote: the group's other parts stand
+            self._fail(exc)
+            if isinstance(exc, sqlite3.Error) and self.last_error is not None:
+                raise self.last_error from exc
             raise
         finally:
             self._depth = 0
-            self._wrote = False
-            self._failure = None
+            self._part_wrote = False
+
+    def commit_group(self) -> None:
+        """Commits the open group transaction (nothing if none is open); listeners hear
+        ``group_committed``, or ``transaction_failed`` if the commit failed (then raised)."""
+        if not self._group:
+            return
+        try:
+            if self._failure is not None:
+                raise self._failure
+            self._commit()
+        except BaseException as exc:
+            self._fail(exc)
+            if isinstance(exc, sqlite3.Error) and self.last_error is not None:
+                raise self.last_error from exc
+            raise
+        self._group = False
+        for listener in self._listeners:
+            listener.group_committed()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Rolls the whole transaction (every part of a group) back and tells listeners."""
+        self._rollback()
+        self._group = False
+        if isinstance(exc, StorageFull) or (
+                isinstance(exc, sqlite3.Error)
+                and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL):
+            self._reclaim_wal()
+        if isinstance(exc, Unavailable):
+            self.last_error = exc
+        elif isinstance(exc, sqlite3.Error):
+            self.last_error = _store_error(self.path, exc)
+        else:
+            self.last_error = Unavailable(
+                f"the coordinator's transaction failed ({type(exc).__name__}: {exc}); nothing"
+                " of this request was kept: send it again")
+        if self._wrote or not isinstance(exc, SweepdError):
+            touched = Touched(frozenset(self._touched_sweeps),
+                              frozenset(self._touched_runs)) if self._wrote else None
+            for listener in self._listeners:
+                listener.transaction_failed(touched)
+        self._wrote = False
+        self._failure = None
 
     def _commit(self) -> None:
         self._db.execute("COMMIT")
+        self._commits_unchecked += 1
+        if self._commits_unchecked >= CHECKPOINT_EVERY_COMMITS:
+            self._commits_unchecked = 0
+            self._checkpointer.wake()
 
     def _reclaim_wal(self) -> None:
         """On a full disk, copies the write-ahead log into the database and truncates it, so
@@ -309,6 +491,18 @@ class Store:
         """A read (writes go through ``_write``)."""
         return self._db.execute(sql, params)
 
+    def will_write(self, *, sweep: str = "", run: str = "") -> None:
+        """A write of ``sweep`` or ``run`` that the caller makes later in this transaction:
+        from now on a failure of the transaction counts them as touched."""
+        if not self._depth:
+            raise RuntimeError("will_write outside a transaction")
+        self._wrote = True
+        self._part_wrote = True
+        if sweep:
+            self._touched_sweeps.add(sweep)
+        if run:
+            self._touched_runs.add(run)
+
     def _write(self, sql: str, params: Sequence[Any] = (), *, many: bool = False,
                sweep: str = "", run: str = "") -> None:
         """A write of (rows of) ``sweep`` or ``run``; outside ``transaction()`` it is a
@@ -318,6 +512,7 @@ class Store:
                 self._write(sql, params, many=many, sweep=sweep, run=run)
             return
         self._wrote = True
+        self._part_wrote = True
         if sweep:
             self._touched_sweeps.add(sweep)
         if run:
@@ -383,16 +578,16 @@ class Store:
 
     def insert_run(self, run: Run) -> None:
         self._write(
-            "INSERT INTO runs(id, sweep_id, number, state, point_json, params_json, attempt,"
+            "INSERT INTO runs(id, sweep_id, number, state, point_json, command_json, attempt,"
             " worker_id, argv_json, exit_code, reason, created_at, started_at, ended_at,"
             " summary_json, next_record_index, predicted_mean, predicted_std, lease_expires_at,"
             " stop_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run.id, run.sweep_id, run.number, run.state.value, point_to_json(run.point),
-                json.dumps(run.params), run.attempt, run.worker_id, json.dumps(run.argv),
+                command_to_json(run.command), run.attempt, run.worker_id, json.dumps(run.argv),
                 run.exit_code, run.reason, run.created_at, run.started_at, run.ended_at,
                 json.dumps(run.summary), run.next_record_index, run.predicted_mean,
-                run.predicted_std, run.lease_expires_at, _json_or_none(run.stop),
+                run.predicted_std, run.lease_expires_at, stop_to_json(run.stop),
             ),
             sweep=run.sweep_id, run=run.id,
         )
@@ -406,7 +601,7 @@ class Store:
             (
                 run.state.value, run.attempt, run.worker_id, json.dumps(run.argv), run.exit_code,
                 run.reason, run.started_at, run.ended_at, json.dumps(run.summary),
-                run.next_record_index, run.lease_expires_at, _json_or_none(run.stop),
+                run.next_record_index, run.lease_expires_at, stop_to_json(run.stop),
                 run.log_tail, run.id,
             ),
             sweep=run.sweep_id, run=run.id,
@@ -423,12 +618,13 @@ class Store:
             sweep=run.sweep_id, run=run.id,
         )
 
-    def run_events(self, run_id: str) -> list[dict[str, Any]]:
+    def run_events(self, run_id: str) -> list[RunEvent]:
         rows = self._exec(
             "SELECT attempt, time, state, reason, worker_id FROM run_events WHERE run_id=?"
             " ORDER BY rowid", (run_id,)
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [RunEvent(attempt=r["attempt"], time=r["time"], state=RunState(r["state"]),
+                         reason=r["reason"], worker_id=r["worker_id"] or "") for r in rows]
 
     def load_runs(self) -> list[Run]:
         rows = self._exec("SELECT * FROM runs ORDER BY sweep_id, number").fetchall()
@@ -443,14 +639,14 @@ class Store:
     def _run_from_row(r: sqlite3.Row) -> Run:
         return Run(
             id=r["id"], sweep_id=r["sweep_id"], number=r["number"], state=RunState(r["state"]),
-            point=point_from_json(r["point_json"]), params=json.loads(r["params_json"]),
+            point=point_from_json(r["point_json"]), command=command_from_json(r["command_json"]),
             attempt=r["attempt"], worker_id=r["worker_id"], argv=json.loads(r["argv_json"]),
             exit_code=r["exit_code"], reason=r["reason"], created_at=r["created_at"],
             started_at=r["started_at"], ended_at=r["ended_at"],
             summary=json.loads(r["summary_json"]), next_record_index=r["next_record_index"],
             predicted_mean=r["predicted_mean"], predicted_std=r["predicted_std"],
             lease_expires_at=r["lease_expires_at"],
-            stop=json.loads(r["stop_json"]) if r["stop_json"] else None,
+            stop=stop_from_json(r["id"], r["stop_json"]),
             log_tail=r["log_tail"],
         )
 

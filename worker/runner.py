@@ -1,16 +1,10 @@
 """Runs one assigned run as a subprocess and follows the metrics it logs.
 
-Each run gets its own directory (``<workdir>/.sweepd/runs/<run-id>.<attempt>/``) holding:
-
-- ``config.json``   the run's parameters, nested, as ``run.config`` reads them;
-- ``metrics.jsonl`` where the program appends one JSON object per line (``run.log`` does,
-  and so can any language): ``{"loss": 0.3, "epoch": 2}``; an optional ``_step`` key gives
-  the step; non-numeric values are ignored; a line that cannot be used (see
-  ``read_metric_line``) is skipped, counted and reported in ``output.log`` and the run's end
-  reason;
-- ``output.log``    the program's stdout and stderr;
-- ``stop``          created when the coordinator asks the run to stop, so that the program
-  can notice (``run.should_stop()``) before the SIGTERM arrives.
+Each run gets its own directory, laid out as ``sweepd.common.rundir`` says (the agent's runs
+share it): ``config.json``, ``metrics.jsonl`` (a line that cannot be used, see
+``read_metric_line``, is skipped, counted and reported in ``output.log`` and the run's end
+reason), ``output.log`` (the program's stdout and stderr) and ``stop``. How its end becomes
+FINISHED, FAILED or STOPPED is ``sweepd.common.outcome``'s rule, the agent's too.
 
 The program runs in its own process group so that a stop reaches every process it started,
 under a small supervisor that takes every process of the run down if the worker dies, also
@@ -21,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -33,15 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepd.common.runfile import (
-    ENV_ATTEMPT,
-    ENV_CONFIG_FILE,
-    ENV_METRICS_FILE,
-    ENV_RUN_DIR,
-    ENV_RUN_ID,
-    ENV_STOP_FILE,
-    ENV_SWEEP_ID,
-)
+from sweepd.common.outcome import outcome
+from sweepd.common.rundir import RunFiles
 
 log = logging.getLogger("sweepd.worker")
 
@@ -131,6 +117,10 @@ class RunningRun:
     def pid(self) -> int:
         return self.process.pid if self.process is not None else 0
 
+    @property
+    def files(self) -> RunFiles:
+        return RunFiles(self.run_dir)
+
 
 class Runner:
     """Starts, follows, stops and reaps the runs of one worker."""
@@ -147,34 +137,21 @@ class Runner:
         self.stop_grace_s = stop_grace_s
 
     def run_dir(self, spec: RunSpec) -> Path:
-        return self.workdir / ".sweepd" / "runs" / f"{spec.run_id}.{spec.attempt}"
+        return RunFiles.at(self.workdir, spec.run_id, spec.attempt).dir
 
     async def start(self, spec: RunSpec, extra_env: dict[str, str] | None = None
                     ) -> RunningRun:
         """Prepares the run's directory and starts its program (``process`` stays None if
         the program could not start; ``stop_reason`` then says why)."""
-        run_dir = self.run_dir(spec)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(spec.params, indent=2))
-        (run_dir / "metrics.jsonl").touch()
-        stop_file = run_dir / "stop"
-        with contextlib.suppress(FileNotFoundError):
-            stop_file.unlink()
-        running = RunningRun(spec=spec, run_dir=run_dir)
+        files = RunFiles.at(self.workdir, spec.run_id, spec.attempt)
+        files.prepare(spec.params)
+        running = RunningRun(spec=spec, run_dir=files.dir)
         env = dict(os.environ)
-        env.update({
-            ENV_RUN_ID: spec.run_id,
-            ENV_SWEEP_ID: spec.sweep_id,
-            ENV_ATTEMPT: str(spec.attempt),
-            ENV_RUN_DIR: str(run_dir),
-            ENV_CONFIG_FILE: str(run_dir / "config.json"),
-            ENV_METRICS_FILE: str(run_dir / "metrics.jsonl"),
-            ENV_STOP_FILE: str(stop_file),
-        })
+        env.update(files.env(spec.run_id, spec.sweep_id, spec.attempt))
         env.update(extra_env or {})
-        running.argv = self.resolve_argv(spec.argv, spec, run_dir)
+        running.argv = self.resolve_argv(spec.argv, spec, files.dir)
         running.started_at = time.time()
-        output = open(run_dir / "output.log", "ab")  # noqa: SIM115 - handed to the child
+        output = open(files.output, "ab")  # noqa: SIM115 - handed to the child
         try:
             running.process = await asyncio.create_subprocess_exec(
                 *die_with_parent(running.argv, self.workdir, env.get("PATH")),
@@ -197,7 +174,7 @@ class Runner:
             return
         running.stop_reason = reason or running.stop_reason or "stop requested"
         with contextlib.suppress(OSError):  # the signal below matters; the file is a courtesy
-            (running.run_dir / "stop").write_text(running.stop_reason + "\n")
+            running.files.write_stop(running.stop_reason)
         self.signal(running, signal.SIGTERM)
         running.killer = asyncio.get_running_loop().create_task(self._kill_later(running))
 
@@ -216,7 +193,7 @@ class Runner:
         if not running.stop_reason:
             running.stop_reason = reason
             with contextlib.suppress(OSError):
-                (running.run_dir / "stop").write_text(reason + "\n")
+                running.files.write_stop(reason)
         self.signal(running, signal.SIGTERM)
 
     def kill(self, running: RunningRun, reason: str) -> None:
@@ -241,7 +218,8 @@ class Runner:
 
     async def wait(self, running: RunningRun) -> Outcome:
         if running.process is None:
-            return Outcome("FAILED", None, running.stop_reason, time.time())
+            state, reason = outcome(None, start_error=running.stop_reason or "did not start")
+            return Outcome(state, None, reason, time.time())
         code = await running.process.wait()
         ended = time.time()
         if running.killer is not None:
@@ -249,16 +227,9 @@ class Runner:
         # Children left in the group after the leader exited are the run's too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(running.process.pid, signal.SIGKILL)
-        if running.kill_reason and code == -signal.SIGKILL:
-            return Outcome("FAILED", code, f"killed by SIGKILL ({running.kill_reason})", ended)
-        if running.stop_reason:
-            return Outcome("STOPPED", code, running.stop_reason, ended)
-        if code == 0:
-            return Outcome("FINISHED", 0, "", ended)
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-            return Outcome("FAILED", code, f"killed by {name}", ended)
-        return Outcome("FAILED", code, f"exited with code {code}", ended)
+        state, reason = outcome(code, stop_reason=running.stop_reason,
+                                kill_reason=running.kill_reason)
+        return Outcome(state, code, reason, ended)
 
 
 # Linux: the run's program is started under this supervisor, so that the whole run dies with

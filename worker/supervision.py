@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweepd.common.hints import missing_metric_notice
+from sweepd.common.outcome import with_bad_lines
+from sweepd.common.rundir import RunFiles
 from sweepd.common.runfile import MetricsFollower
 
 from .messages import Event, MetricBatch, RunFinished, RunKey, RunOutput
@@ -48,8 +50,8 @@ class HeldRun:
 
     @classmethod
     def following(cls, running: RunningRun) -> HeldRun:
-        return cls(running=running, follower=MetricsFollower(running.run_dir / "metrics.jsonl"),
-                   output=OutputFollower(running.run_dir / "output.log"))
+        return cls(running=running, follower=MetricsFollower(running.files.metrics),
+                   output=OutputFollower(running.files.output))
 
     @property
     def key(self) -> RunKey:
@@ -124,20 +126,14 @@ def check_metric_logged(held: HeldRun) -> None:
 
 def end_reason(held: HeldRun, outcome: Outcome) -> str:
     """The outcome's reason, and how many metrics lines could not be used, if any."""
-    follower = held.follower
-    if not (follower.bad_lines and follower.first_bad is not None):
-        return outcome.reason
-    first = follower.first_bad
-    note = (f"{follower.bad_lines} metrics line(s) could not be used (first: line"
-            f" {first.number}: {first.why})")
-    return f"{outcome.reason}; {note}" if outcome.reason else note
+    return with_bad_lines(outcome.reason, held.follower)
 
 
 def finished(held: HeldRun, outcome: Outcome, reason: str) -> RunFinished:
     run_id, attempt = held.key
     return RunFinished(run_id=run_id, attempt=attempt, state=outcome.state,
                        reason=clip(reason), time=outcome.time, exit_code=outcome.exit_code,
-                       log_tail=read_tail(held.running.run_dir / "output.log", LOG_TAIL_BYTES))
+                       log_tail=read_tail(held.running.files.output, LOG_TAIL_BYTES))
 
 
 def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
@@ -147,5 +143,5 @@ def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 def append_output(run_dir: Path, text: str) -> None:
     # Appending beside the program is safe: both write with O_APPEND, a line at a time.
-    with open(run_dir / "output.log", "a", encoding="utf-8", errors="replace") as f:
+    with open(RunFiles(run_dir).output, "a", encoding="utf-8", errors="replace") as f:
         f.write(text + "\n")

@@ -6,7 +6,8 @@ whole-item macros and passes embedded ones (``--lr=${lr}``) literally; sweepd re
 create time, naming the macro, because either way the program would not get the value.
 
 Rendering happens in two places. The coordinator renders ``${program}`` and every ``${args*}``
-macro (:func:`render_argv`); the worker resolves the machine-dependent ones
+macro (:func:`render_argv`), once per run, when the run is created (:func:`run_command`; the
+run keeps it as its ``command``); the worker resolves the machine-dependent ones
 (:data:`WORKER_MACROS` and ``${envvar:NAME}``, see ``sweepd.common.macros``) in the items that
 came from the template, and only there: the items ``${args*}`` rendered carry parameter values,
 and a value is data, never a macro (``--v=${envvar:HOME}`` reaches the program as written,
@@ -159,6 +160,22 @@ def render_argv(config: SweepConfig, params: Point) -> RenderedArgv:
         else:
             argv.append(item)
     return RenderedArgv(argv, tuple(literal))
+
+
+def runs_on_workers(config: SweepConfig) -> bool:
+    """Whether a `worker join` daemon can run the sweep: it has a program, or a command of its
+    own. A sweep without either is for agent() and ask/tell clients only; a worker would run
+    the bare interpreter with the arguments and fail every run."""
+    return config.program is not None or "command" in config.raw
+
+
+def run_command(config: SweepConfig, params: Point) -> RenderedArgv:
+    """What a worker runs for the point ``params``: rendered once, when the run is created
+    (and kept with it). Empty for a sweep no worker runs (:func:`runs_on_workers`): the
+    template would render to a bare interpreter with arguments, which is nobody's command."""
+    if not runs_on_workers(config):
+        return RenderedArgv([], ())
+    return render_argv(config, params)
 
 
 def render_command(config: SweepConfig, params: Point) -> list[str]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from .early_terminate import EarlyTerminate
+
 # A parameter value as a run receives it: JSON-like. Lists and dicts occur as categorical
 # choices (``values: [[2, 2], [3, 3]]``) and as constants.
 Value: TypeAlias = Any
@@ -87,15 +89,16 @@ class SweepConfig:
 
     ``parameters`` are in W&B's canonical order (sorted by flattened name), which is the
     order grid search walks and the order ``${args}`` renders.
-    ``early_terminate`` holds the parsed stopping rule (a ``sweepd.coordinator.stopping`` rule
-    object) or ``None``. ``raw`` is the configuration exactly as the user wrote it, stored with
-    the sweep; ``notices`` are the non-fatal remarks shown back to the user.
+    ``early_terminate`` holds the validated early-termination settings (one frozen dataclass
+    per rule type, ``config.early_terminate``; ``stopping.rule_for`` builds the rule) or
+    ``None``. ``raw`` is the configuration exactly as the user wrote it, stored with the
+    sweep; ``notices`` are the non-fatal remarks shown back to the user.
     """
 
     method: str
     parameters: tuple[Parameter, ...]
     metric: MetricSpec | None = None
-    early_terminate: Any = None
+    early_terminate: EarlyTerminate | None = None
     program: str | None = None
     command: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
     run_cap: int | None = None

@@ -14,12 +14,17 @@ from ..errors import ConfigError, Problem
 from ..limits import MAX_RETRIES_LIMIT
 from . import distributions as dist
 from .command import DEFAULT_COMMAND, PROGRAM_MACRO, parse_command, uses_value_macro
+from .early_terminate import EarlyTerminate, parse_early_terminate
 from .loader import TextError, load_text
 from .model import Impute, MetricSpec, Parameter, SweepConfig
 from .parameters import Collector, parse_parameters, suggest
 
 # W&B's methods. `custom` (W&B's external scheduler) has no meaning in sweepd and is refused.
 WANDB_METHODS = ("grid", "random", "bayes")
+# Every method sweepd searches by: W&B's, then sweepd's own. Config owns the names (it sits
+# below search and does not import it); search registers a function for each, and
+# tests/unit/test_early_terminate_settings.py holds the two to the same set.
+METHODS = (*WANDB_METHODS, "sobol")
 GOALS = ("minimize", "maximize")
 IMPUTES: tuple[str, ...] = get_args(Impute)
 METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
@@ -134,19 +139,12 @@ def _parse_mapping(raw: Mapping[str, Any], out: Collector) -> SweepConfig | None
     )
 
 
-def valid_methods() -> tuple[str, ...]:
-    """W&B's methods plus every method registered with sweepd's search package."""
-    from ..search import METHODS  # lazy: search imports config
-
-    return tuple(dict.fromkeys([*WANDB_METHODS, *sorted(METHODS)]))
-
-
 def _method(raw: Mapping[str, Any], out: Collector) -> str | None:
     if "method" not in raw:
         out.error("method", "no method", "add `method: random` (or grid, bayes)")
         return None
     method = raw["method"]
-    methods = valid_methods()
+    methods = METHODS
     if method == "custom":
         out.error(
             "method",
@@ -245,12 +243,12 @@ def _metric(raw: Any, out: Collector) -> MetricSpec | None:
     )
 
 
-def _early_terminate(raw: Mapping[str, Any], metric: MetricSpec | None, out: Collector) -> Any:
+def _early_terminate(
+    raw: Mapping[str, Any], metric: MetricSpec | None, out: Collector
+) -> EarlyTerminate | None:
     if raw.get("early_terminate") is None:
         return None
-    from ..stopping import parse_rule  # lazy: keeps config importable on its own
-
-    rule, problems = parse_rule(raw["early_terminate"], "early_terminate")
+    settings, problems = parse_early_terminate(raw["early_terminate"], "early_terminate")
     out.problems.extend(problems)
     if "metric" not in raw:
         out.error(
@@ -258,7 +256,7 @@ def _early_terminate(raw: Mapping[str, Any], metric: MetricSpec | None, out: Col
             "early termination compares runs by the metric, but there is none",
             "add `metric: {name: ..., goal: ...}`",
         )
-    return rule
+    return settings
 
 
 def _command(raw: Mapping[str, Any], program: str | None, out: Collector) -> tuple[str, ...]:

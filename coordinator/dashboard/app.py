@@ -323,7 +323,7 @@ class Dashboard:
                                                 if view.config.metric else ""},
             "history": data.history_document(records),
             "next_index": records[-1].index + 1 if records else 0,
-            "events": [_jsonable(e) for e in self.d.events(run)],
+            "events": [data.event_row(e) for e in self.d.events(run)],
             "log": log_text, "log_offset": offset,
         })
 
@@ -438,7 +438,7 @@ class Dashboard:
                     if records:
                         update["history"] = data.history_document(records)
                         next_index = records[-1].index + 1
-                    update["events"] = [_jsonable(e) for e in self.d.events(run)]
+                    update["events"] = [data.event_row(e) for e in self.d.events(run)]
                 text, log_offset = self._log_since(run, log_offset)
                 if text:
                     update["log"] = text
@@ -490,10 +490,6 @@ def _local(path: str) -> str:
     if not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
     return path
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def _age(seconds: float) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from ..config.describe import grid_size
 from ..config.model import Parameter
 from ..dispatcher import SweepView
-from ..domain import MetricRecord, Run, RunState
+from ..domain import MetricRecord, Run, RunEvent, RunState, StopDecision
 
 # Numeric distributions drawn on a log axis (parallel coordinates, slices).
 _LOG_DISTRIBUTIONS = frozenset({
@@ -51,8 +51,20 @@ def run_row(run: Run) -> dict[str, Any]:
                     if isinstance(v, (int, float))},
         "reason": run.reason, "worker_id": run.worker_id,
         "created_at": run.created_at, "started_at": run.started_at, "ended_at": run.ended_at,
-        "stop": ({k: _finite(v) for k, v in run.stop.items()} if run.stop else None),
+        "stop": None if run.stop is None else stop_row(run.stop),
     }
+
+
+def stop_row(stop: StopDecision) -> dict[str, Any]:
+    """Why the run was stopped; the run's id is the row's own."""
+    return {"rule": stop.rule, "reason": stop.reason, "band": stop.band,
+            "threshold": _finite(stop.threshold), "value": _finite(stop.value)}
+
+
+def event_row(event: RunEvent) -> dict[str, Any]:
+    """One line of the run's events table."""
+    return {"attempt": event.attempt, "time": event.time, "state": event.state.value,
+            "reason": event.reason, "worker_id": event.worker_id}
 
 
 def sweep_summary(view: SweepView, best: Run | None) -> dict[str, Any]:

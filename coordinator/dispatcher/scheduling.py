@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from .. import limits, names
-from ..config import nest, render_argv, render_command
+from ..config import run_command
+from ..config import runs_on_workers as config_runs_on_workers
 from ..domain import AssignOrder, Run, RunState
 from ..errors import Unavailable
 from ..search.base import Suggestion
@@ -107,11 +108,12 @@ class Scheduler:
         run = Run(
             id=names.run_id(sweep.id, sweep.run_count), sweep_id=sweep.id,
             number=sweep.run_count, state=RunState.ASSIGNED, point=point,
-            params=nest(point), created_at=now, attempt=1, worker_id=worker_id,
+            created_at=now, attempt=1, worker_id=worker_id,
+            # Rendered here, once: every attempt, and every worker that takes one, gets this.
+            command=run_command(view.config, point),
             predicted_mean=suggestion.predicted_mean, predicted_std=suggestion.predicted_std,
             lease_expires_at=self.s.lease_deadline(),
         )
-        run.argv = render_command(view.config, point)
         self.s.store.insert_run(run)
         self.s.store.update_sweep(sweep)
         self.s.store.record_event(run, now, f"assigned to {worker_id}")
@@ -142,10 +144,8 @@ class Scheduler:
 
 
 def runs_on_workers(view: SweepView) -> bool:
-    """Whether a `worker join` daemon can run the sweep: it has a program, or a command of its
-    own. A sweep without either is for agent() and ask/tell clients only; a worker would run
-    the bare interpreter with the arguments and fail every run."""
-    return view.config.program is not None or "command" in view.config.raw
+    """Whether a `worker join` daemon can run the sweep (config.command.runs_on_workers)."""
+    return config_runs_on_workers(view.config)
 
 
 def _grid_size(view: SweepView) -> int:
@@ -156,8 +156,9 @@ def _grid_size(view: SweepView) -> int:
 
 
 def _assign_order(view: SweepView, run: Run) -> AssignOrder:
-    rendered = render_argv(view.config, run.point)
+    """The order for the run's current attempt: its stored command, never rendered again."""
     return AssignOrder(
         run_id=run.id, sweep_id=run.sweep_id, attempt=run.attempt, params=run.params,
-        argv=rendered.argv, metric_name=view.metric_name, literal_argv=rendered.literal,
+        argv=list(run.command.argv), metric_name=view.metric_name,
+        literal_argv=run.command.literal,
     )

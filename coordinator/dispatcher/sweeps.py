@@ -8,7 +8,16 @@ import math
 
 from .. import names
 from ..config import SweepConfig
-from ..domain import DEFAULT_QUEUE, Run, RunState, Sweep, SweepState, beats
+from ..domain import (
+    CANCEL_RULE,
+    DEFAULT_QUEUE,
+    Run,
+    RunState,
+    StopDecision,
+    Sweep,
+    SweepState,
+    beats,
+)
 from ..errors import FailedPrecondition, InvalidArgument
 from .checks import check_sweep_options, read_config
 from .scheduling import Scheduler
@@ -104,7 +113,7 @@ class Sweeps:
                 self.t.end_run(run, RunState.CANCELED, "sweep canceled before the run started")
             for run in view.runs.values():
                 if run.state.is_active and run.stop is None:
-                    self.t.request_stop(run, {"rule": "cancel", "reason": "sweep canceled"})
+                    self.t.request_stop(run, StopDecision(run.id, "sweep canceled", CANCEL_RULE))
             self.t.set_sweep_state(view, SweepState.CANCELED, "canceled by user")
         self.t.drain_sweep_workers(view)
         return view

@@ -12,12 +12,21 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from sweepd.common.hints import missing_metric_notice, nearest_name
 
-from ..domain import DrainOrder, MetricRecord, Run, RunState, StopOrder, SweepState, reaches
+from ..domain import (
+    DrainOrder,
+    MetricRecord,
+    Run,
+    RunState,
+    StopDecision,
+    StopOrder,
+    SweepState,
+    reaches,
+)
 from ..errors import FailedPrecondition
+from ..stopping import rule_for
 from .checks import check_record_order, check_records
 from .state import State
 from .views import SweepView
@@ -129,19 +138,16 @@ class Transitions:
 
     def _evaluate_stopping(self, view: SweepView, run: Run, arrived: int) -> None:
         """Judges the run that just reported, on every report (not on a timer)."""
-        rule = view.config.early_terminate
+        settings = view.config.early_terminate
         metric = view.config.metric
-        if rule is None or run.stop is not None or metric is None:
+        if settings is None or run.stop is not None or metric is None:
             return
-        decision = rule.should_stop_run(run.id, view.histories, metric.goal, arrived=arrived,
-                                        metric=metric.name)
+        decision = rule_for(settings).should_stop_run(
+            run.id, view.histories, metric.goal, arrived=arrived, metric=metric.name)
         if decision is not None:
-            self.request_stop(run, {
-                "rule": decision.rule, "reason": decision.reason, "band": decision.band,
-                "threshold": decision.threshold, "value": decision.value,
-            })
+            self.request_stop(run, decision)
 
-    def request_stop(self, run: Run, stop: dict[str, Any]) -> None:
+    def request_stop(self, run: Run, stop: StopDecision) -> None:
         """Stores the decision with the run, then (after commit) sends the stop order."""
         run.request_stop(stop)
         self.s.save_run(run)

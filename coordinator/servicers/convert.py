@@ -19,7 +19,7 @@ from sweepd.v1 import common_pb2, sweeps_pb2
 
 from .. import limits, names
 from ..dispatcher import Dispatcher, SweepView
-from ..domain import MetricRecord, Run, RunState, WorkerInfo
+from ..domain import MetricRecord, Run, RunEvent, RunState, StopDecision, WorkerInfo
 from ..errors import InvalidArgument
 
 
@@ -68,6 +68,7 @@ def run_to_proto(run: Run, *, log_tail: bool = False) -> common_pb2.Run:
         params=params_to_proto(run.params),
         summary={k: v for k, v in run.summary.items() if isinstance(v, (int, float))},
         worker_id=run.worker_id, attempt=run.attempt, reason=run.reason, argv=run.argv,
+        command=run.command.argv,
         created_at=timestamp(run.created_at), started_at=timestamp(run.started_at),
         ended_at=timestamp(run.ended_at),
     )
@@ -80,15 +81,7 @@ def run_to_proto(run: Run, *, log_tail: bool = False) -> common_pb2.Run:
     if run.predicted_std is not None:
         msg.predicted_std = run.predicted_std
     if run.stop is not None:
-        stop = msg.stop
-        stop.rule = str(run.stop.get("rule", ""))
-        stop.reason = str(run.stop.get("reason", ""))
-        if run.stop.get("band") is not None:
-            stop.band = int(run.stop["band"])
-        if run.stop.get("threshold") is not None:
-            stop.threshold = float(run.stop["threshold"])
-        if run.stop.get("value") is not None:
-            stop.value = float(run.stop["value"])
+        msg.stop.CopyFrom(stop_to_proto(run.stop))
     return msg
 
 
@@ -157,11 +150,17 @@ def run_state_from_proto(value: int, field: str = "state") -> RunState:
     return RunState(name.removeprefix("RUN_STATE_"))
 
 
-def event_to_proto(event: dict[str, Any]) -> sweeps_pb2.RunEvent:
+def stop_to_proto(stop: StopDecision) -> common_pb2.StopDecision:
+    # Unset figures stay unset (the fields are optional), so a cancel shows no band.
+    return common_pb2.StopDecision(rule=stop.rule, reason=stop.reason, band=stop.band,
+                                   threshold=stop.threshold, value=stop.value)
+
+
+def event_to_proto(event: RunEvent) -> sweeps_pb2.RunEvent:
     return sweeps_pb2.RunEvent(
-        attempt=event["attempt"], time=timestamp(event["time"]),
-        state=common_pb2.RunState.Value(f"RUN_STATE_{event['state']}"),
-        reason=event["reason"], worker_id=event["worker_id"] or "",
+        attempt=event.attempt, time=timestamp(event.time),
+        state=common_pb2.RunState.Value(f"RUN_STATE_{event.state.value}"),
+        reason=event.reason, worker_id=event.worker_id,
     )
 
 
@@ -182,7 +181,8 @@ def argv_from_proto(field: str, argv: Iterable[str]) -> list[str]:
     return items
 
 
-def names_from_proto(field: str, values: Iterable[str], limit: str) -> list[str]:
+def names_from_proto(field: str, values: Iterable[str],
+                     limit: limits.CountLimit) -> list[str]:
     """A worker's list of names (GPUs, queues): at most ``limit`` of them, each a name."""
     items = list(values)
     limits.check_count(field, len(items), limit)

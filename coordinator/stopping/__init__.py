@@ -2,24 +2,33 @@
 
 Public surface::
 
-    rule, problems = parse_rule(config.get("early_terminate"))   # validate a sweep.yaml section
+    rule = rule_for(config.early_terminate)                       # settings -> rule
     rule.should_stop(histories, running, goal)                    # every running run
     rule.should_stop_run(run_id, histories, goal, arrived=n)      # after n new values of one run
     describe_rule(rule)                                           # one line for `sweep validate`
+    rule, problems = parse_rule(raw)                              # raw mapping -> rule, in one go
 
+The ``early_terminate`` section is validated by ``config.early_terminate`` into typed settings
+(config sits below stopping and does not import it); this package turns settings into rules.
 Types: ``hyperband`` (W&B's rule, exactly), ``asha`` and ``median`` (sweepd additions).
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-from collections.abc import Callable, Mapping
+import functools
 from typing import Any
 
+from ..config.early_terminate import (
+    AshaSettings,
+    EarlyTerminate,
+    HyperbandSettings,
+    MedianSettings,
+    parse_early_terminate,
+)
+from ..domain import StopDecision
 from ..errors import Problem
 from .asha import AshaRule
-from .base import StopDecision, StopRule
+from .base import StopRule
 from .hyperband import HyperbandRule, hyperband_bands
 from .median import MedianRule
 
@@ -32,177 +41,35 @@ __all__ = [
     "describe_rule",
     "hyperband_bands",
     "parse_rule",
+    "rule_for",
 ]
 
-# The keys each type accepts besides ``type``, in the order a fix lists them.
-_KEYS: dict[str, tuple[str, ...]] = {
-    "hyperband": ("min_iter", "max_iter", "s", "eta", "strict"),
-    "asha": ("min_iter", "max_iter", "eta"),
-    "median": ("n_startup_runs", "n_warmup_iters"),
-}
-_EXAMPLES = {
-    "hyperband": "{type: hyperband, min_iter: 3}",
-    "asha": "{type: asha, min_iter: 1, max_iter: 81, eta: 3}",
-    "median": "{type: median, n_startup_runs: 5, n_warmup_iters: 0}",
-}
-# difflib similarity below which a suggestion is more noise than help.
-_SUGGEST_CUTOFF = 0.6
+
+# Cached: the dispatcher asks on every metric report, and hyperband and asha work out their
+# ladders when built. Settings are frozen, so equal settings share one rule.
+@functools.cache
+def rule_for(settings: EarlyTerminate) -> StopRule:
+    """The rule that applies ``settings`` (validated by ``config.parse_early_terminate``)."""
+    if isinstance(settings, HyperbandSettings):
+        return HyperbandRule(min_iter=settings.min_iter, max_iter=settings.max_iter,
+                             s=settings.s, eta=settings.eta, strict=settings.strict)
+    if isinstance(settings, AshaSettings):
+        return AshaRule(min_iter=settings.min_iter, max_iter=settings.max_iter,
+                        eta=settings.eta)
+    if isinstance(settings, MedianSettings):
+        return MedianRule(n_startup_runs=settings.n_startup_runs,
+                          n_warmup_iters=settings.n_warmup_iters)
+    raise TypeError(f"no stopping rule for {type(settings).__name__}")
 
 
 def parse_rule(raw: Any, path: str = "early_terminate") -> tuple[StopRule | None, list[Problem]]:
-    """Validates an ``early_terminate`` mapping and builds its rule.
-
-    Returns ``(rule, [])`` when valid, ``(None, [])`` when ``raw`` is ``None`` (no early
-    termination), else ``(None, problems)`` with every problem found, each located at its key
-    (``early_terminate.eta``) and with a fix.
-    """
-    if raw is None:
-        return None, []
-    if not isinstance(raw, Mapping):
-        return None, [Problem(path, f"must be a mapping, got {_kind(raw)}",
-                              f"write e.g. {_EXAMPLES['hyperband']}")]
-    problems: list[Problem] = []
-    rule_type = _check_type(raw, path, problems)
-    for key in raw:
-        if key == "type":
-            continue
-        if rule_type is None:  # still report keys that no type knows
-            if not any(key in keys for keys in _KEYS.values()):
-                problems.append(_unknown_key(str(key), None, path))
-        elif key not in _KEYS[rule_type]:
-            problems.append(_unknown_key(str(key), rule_type, path))
-    if rule_type is None:
-        return None, problems
-
-    fields: dict[str, Any] = {}
-    check = _FieldChecker(raw, path, problems, fields)
-    if rule_type == "hyperband":
-        check.integer("min_iter", minimum=1)
-        check.integer("max_iter", minimum=1)
-        check.integer("s", minimum=1)
-        check.eta()
-        check.boolean("strict")
-        _check_hyperband_form(raw, path, problems)
-    elif rule_type == "asha":
-        check.integer("min_iter", minimum=1)
-        check.integer("max_iter", minimum=1)
-        check.eta()
-        if (isinstance(fields.get("max_iter"), int)
-                and fields["max_iter"] < fields.get("min_iter", 1)):
-            problems.append(Problem(f"{path}.max_iter",
-                                    f"{fields['max_iter']} is below min_iter",
-                                    "max_iter is the last rung: make it at least min_iter"))
-    else:
-        check.integer("n_startup_runs", minimum=1)
-        check.integer("n_warmup_iters", minimum=0)
-    if problems:
-        return None, problems
-
-    rule: StopRule
-    if rule_type == "hyperband":
-        if "max_iter" in fields and not hyperband_bands(
-                max_iter=fields["max_iter"], s=fields["s"], eta=fields.get("eta", 3.0)):
-            return None, [Problem(f"{path}.max_iter",
-                                  f"max_iter {fields['max_iter']} is less than eta, so there "
-                                  "is no band to judge runs at",
-                                  "raise max_iter to at least eta, or lower eta")]
-        rule = HyperbandRule(**fields)
-    elif rule_type == "asha":
-        rule = AshaRule(**fields)
-    else:
-        rule = MedianRule(**fields)
-    return rule, []
+    """Validates an ``early_terminate`` mapping and builds its rule (for benchmarks and tests
+    that start from YAML-like data); ``(None, problems)`` when invalid, ``(None, [])`` when
+    ``raw`` is ``None``."""
+    settings, problems = parse_early_terminate(raw, path)
+    return (None if settings is None else rule_for(settings)), problems
 
 
 def describe_rule(rule: StopRule | None) -> str:
     """One line for ``sweep validate``: "hyperband, bands at iterations 3, 9, 27, 81 …, ..."."""
     return "no early termination" if rule is None else rule.describe()
-
-
-def _check_type(raw: Mapping[Any, Any], path: str, problems: list[Problem]) -> str | None:
-    types = ", ".join(_KEYS)
-    if "type" not in raw:
-        problems.append(Problem(f"{path}.type", "is missing",
-                                f"add type: one of {types}, e.g. {_EXAMPLES['hyperband']}"))
-        return None
-    value = raw["type"]
-    if isinstance(value, str) and value in _KEYS:
-        return value
-    near = difflib.get_close_matches(str(value).lower(), list(_KEYS), n=1,
-                                     cutoff=_SUGGEST_CUTOFF)
-    fix = f"did you mean type: {near[0]}?" if near else f"use one of {types}"
-    problems.append(Problem(f"{path}.type", f"unknown type {value!r}", fix))
-    return None
-
-
-def _unknown_key(key: str, rule_type: str | None, path: str) -> Problem:
-    """A key the type does not take; ``rule_type`` None when the type itself is invalid."""
-    if rule_type is None:
-        allowed = tuple(dict.fromkeys(k for keys in _KEYS.values() for k in keys))
-        near = difflib.get_close_matches(key, allowed, n=1, cutoff=_SUGGEST_CUTOFF)
-        fix = f"did you mean {near[0]}?" if near else "remove it"
-        return Problem(f"{path}.{key}", "unknown key", fix)
-    allowed = _KEYS[rule_type]
-    owners = [t for t, keys in _KEYS.items() if key in keys]
-    if owners:
-        return Problem(f"{path}.{key}", f"is not a {rule_type} setting (it belongs to type: "
-                       f"{owners[0]})", f"remove it; {rule_type} takes {', '.join(allowed)}")
-    near = difflib.get_close_matches(key, allowed, n=1, cutoff=_SUGGEST_CUTOFF)
-    fix = (f"did you mean {near[0]}?" if near
-           else f"remove it; {rule_type} takes {', '.join(allowed)}")
-    return Problem(f"{path}.{key}", f"unknown key for type: {rule_type}", fix)
-
-
-def _check_hyperband_form(raw: Mapping[Any, Any], path: str, problems: list[Problem]) -> None:
-    # W&B accepts min_iter, or max_iter with s; when both forms are present the max_iter one
-    # is used, so a stray s next to min_iter is harmless and accepted as W&B does.
-    if "max_iter" in raw and "s" not in raw:
-        problems.append(Problem(f"{path}.s", "is required with max_iter (the number of bands "
-                                "below max_iter)", "add s: 2 (for example), or use min_iter"))
-    elif "max_iter" not in raw and "min_iter" not in raw:
-        problems.append(Problem(path, "hyperband needs min_iter, or both max_iter and s",
-                                "add min_iter: 3 (the first band), or max_iter: 27 with s: 2"))
-
-
-class _FieldChecker:
-    """Checks one key of the raw mapping at a time; valid values land in ``fields``."""
-
-    def __init__(self, raw: Mapping[Any, Any], path: str, problems: list[Problem],
-                 fields: dict[str, Any]) -> None:
-        self.raw, self.path, self.problems, self.fields = raw, path, problems, fields
-
-    def _check(self, key: str, ok: Callable[[Any], bool], message: str, fix: str,
-               convert: Callable[[Any], Any] = lambda v: v) -> None:
-        if key not in self.raw:
-            return
-        value = self.raw[key]
-        if ok(value):
-            self.fields[key] = convert(value)
-        else:
-            self.problems.append(Problem(f"{self.path}.{key}",
-                                         f"{message}, got {value!r}", fix))
-
-    def integer(self, key: str, minimum: int) -> None:
-        self._check(key, lambda v: _is_int(v) and v >= minimum,
-                    f"must be an integer >= {minimum}",
-                    f"write a whole number of iterations, e.g. {key}: {max(minimum, 1) * 3}")
-
-    def eta(self) -> None:
-        self._check("eta", lambda v: _is_number(v) and math.isfinite(v) and v > 1,
-                    "must be a number > 1", "eta is the reduction factor; 3 is usual", float)
-
-    def boolean(self, key: str) -> None:
-        self._check(key, lambda v: isinstance(v, bool), "must be true or false",
-                    f"write {key}: true or {key}: false (no quotes)")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from ..config.model import Goal
+from ..domain import MAXIMIZE
 
 # Ladders (hyperband bands, asha rungs) are cut here: no run logs a billion values of one
 # metric, and an unbounded geometric ladder with a large eta would overflow a float.
@@ -16,12 +17,12 @@ def cost(value: float, goal: Goal) -> float:
     """The value as a cost where lower is better; NaN (a diverged run) is the worst cost."""
     if math.isnan(value):
         return math.inf
-    return -value if goal == "maximize" else value
+    return -value if goal == MAXIMIZE else value
 
 
 def from_cost(c: float, goal: Goal) -> float:
     """The inverse of :func:`cost` (a NaN's cost comes back as the worst infinity)."""
-    return -c if goal == "maximize" else c
+    return -c if goal == MAXIMIZE else c
 
 
 def best_cost(history: Sequence[float], goal: Goal) -> float:

@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..config.early_terminate import DEFAULT_ASHA_MIN_ITER, DEFAULT_ETA
 from ..config.model import Goal
+from ..domain import StopDecision
 from ._common import MAX_LADDER_ITERATION, cost, fmt, from_cost, geometric_ladder
-from .base import DEFAULT_METRIC_LABEL, StopDecision
+from .base import DEFAULT_METRIC_LABEL
 
-DEFAULT_ETA = 3.0
-DEFAULT_MIN_ITER = 1
 # How many rungs a one-line description lists before "…".
 DESCRIBE_RUNGS = 4
 
@@ -43,7 +43,7 @@ class AshaRule:
 
     rule_type: ClassVar[str] = "asha"
 
-    min_iter: int = DEFAULT_MIN_ITER
+    min_iter: int = DEFAULT_ASHA_MIN_ITER
     max_iter: int | None = None
     eta: float = DEFAULT_ETA
     rungs: tuple[int, ...] = field(init=False, repr=False, compare=False)

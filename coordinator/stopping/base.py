@@ -1,4 +1,6 @@
-"""Plain data that early-stopping rules read and return. No gRPC, no storage.
+"""What early-stopping rules are: pure functions of metric histories. No gRPC, no storage.
+
+They return ``domain.StopDecision``, the very record the run stores.
 
 A rule is a small frozen object whose methods are pure functions of the metric histories of a
 sweep's runs::
@@ -24,23 +26,13 @@ Invariants every rule keeps:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from ..config.model import Goal
+from ..domain import StopDecision
 
 # What reasons call the metric when the caller does not name it.
 DEFAULT_METRIC_LABEL = "value"
-
-
-@dataclass(frozen=True)
-class StopDecision:
-    run_id: str
-    reason: str  # one human sentence: "hyperband: loss=0.9 at iteration 3 is worse than ..."
-    rule: str  # "hyperband" | "asha" | "median"
-    band: int | None = None  # the iteration (band / rung) at which the comparison was made
-    threshold: float | None = None  # in the metric's own units (not sign-flipped)
-    value: float | None = None  # the run's value that was compared, as logged
 
 
 class StopRule(Protocol):

@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..config.early_terminate import DEFAULT_ETA
 from ..config.model import Goal
+from ..domain import StopDecision
 from ._common import MAX_LADDER_ITERATION, best_cost, cost, fmt, from_cost, geometric_ladder
-from .base import DEFAULT_METRIC_LABEL, StopDecision
+from .base import DEFAULT_METRIC_LABEL
 
 # The min_iter form has this many geometric bands in W&B; only the reachable ones matter.
 MIN_ITER_BAND_COUNT = 100
-DEFAULT_ETA = 3.0
 
 
 def hyperband_bands(

@@ -7,14 +7,11 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import ClassVar, overload
 
+from ..config.early_terminate import DEFAULT_N_STARTUP_RUNS, DEFAULT_N_WARMUP_ITERS
 from ..config.model import Goal
+from ..domain import StopDecision
 from ._common import best_cost, cost, fmt, from_cost
-from .base import DEFAULT_METRIC_LABEL, StopDecision
-
-# Optuna's defaults for its median pruner: five runs make a median worth trusting, and no
-# warm-up unless asked.
-DEFAULT_N_STARTUP_RUNS = 5
-DEFAULT_N_WARMUP_ITERS = 0
+from .base import DEFAULT_METRIC_LABEL
 
 
 class _Without(Sequence[float]):

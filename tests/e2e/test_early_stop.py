@@ -61,6 +61,10 @@ def test_poor_runs_are_stopped_by_sigterm_and_sigkill_after_grace(
         assert r["state"] == "STOPPED", r
         assert r["reason"].startswith("hyperband:"), r["reason"]
         assert "iteration 2" in r["reason"]
+        # The decision's figures reach the client from the stored record (stop_json).
+        stop = r["stop"]
+        assert (stop["rule"], stop["band"], stop["reason"]) == ("hyperband", 2, r["reason"])
+        assert stop["value"] > stop["threshold"], stop
         run_dir = workdir / ".sweepd" / "runs" / f"{r['id']}.{r['attempt']}"
         assert (run_dir / "sigterm").exists(), "the run's process did not receive SIGTERM"
         # Metrics up to the stop are kept: iteration 2 (q + 1/2) or a step or two past it.

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from sweepd.coordinator import limits
+from sweepd.coordinator.config import RenderedArgv
 from sweepd.coordinator.domain import Run, RunState
 from sweepd.coordinator.store import DB_FILENAME, Store
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc, workers_pb2, workers_pb2_grpc
@@ -46,8 +47,10 @@ def test_a_sweep_of_100000_runs_lists_in_pages(cluster: Cluster, tmp_path: Path)
             lr = 0.001 + (n % 997) / 997 * 0.099
             store.insert_run(Run(
                 id=f"{sweep_id}-{n}", sweep_id=sweep_id, number=n, state=RunState.FINISHED,
-                point={("lr",): lr, ("layers",): 1 + n % 2}, params={"lr": lr, "layers": 1 + n % 2},
+                point={("lr",): lr, ("layers",): 1 + n % 2},
                 created_at=1e9 + n, attempt=1, worker_id="w1",
+                command=RenderedArgv(["${interpreter}", "train.py", f"--lr={lr}",
+                                      f"--layers={1 + n % 2}"], (2, 3)),
                 argv=["python", "train.py", f"--lr={lr}", f"--layers={1 + n % 2}"],
                 exit_code=0, summary={"loss": float(n)}, ended_at=1e9 + n + 1,
             ))

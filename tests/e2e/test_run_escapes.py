@@ -114,6 +114,9 @@ def test_a_stop_takes_children_that_left_the_group(
                                    if r["state"] not in ("PENDING", "ASSIGNED", "RUNNING")],
                           what="the run to end")
         assert run["state"] == "STOPPED", run
+        # The cancel is a stop decision of its own, stored and sent without figures.
+        assert run["stop"] == {"rule": "cancel", "reason": "sweep canceled", "band": None,
+                               "threshold": None, "value": None}, run
         assert ("SIGKILL" in worker.output()) == ignores_sigterm, worker.output()
     finally:
         for pid in pids:

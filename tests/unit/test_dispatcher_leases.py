@@ -93,7 +93,7 @@ def test_lease_expires_without_heartbeats_and_the_point_is_retried(tmp_path: Pat
     d.heartbeat(w1, {}, draining=False)
     assert run.attempt == 2 and run.state is RunState.ASSIGNED
     events = d.store.run_events(run.id)
-    assert any("lost" in e["reason"] for e in events), events
+    assert any("lost" in e.reason for e in events), events
 
 
 def test_heartbeats_renew_the_lease(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from sweepd.coordinator.domain import (
     Order,
     Run,
     RunState,
+    StopDecision,
     StopOrder,
     SweepState,
     beats,
@@ -114,7 +115,7 @@ def test_a_failed_commit_sends_nothing_and_memory_is_as_stored(tmp_path: Path) -
 
 
 def _run(**kw: object) -> Run:
-    run = Run(id="s-1", sweep_id="s", number=1, state=RunState.PENDING, point={}, params={},
+    run = Run(id="s-1", sweep_id="s", number=1, state=RunState.PENDING, point={},
               created_at=0.0)
     for k, v in kw.items():
         setattr(run, k, v)
@@ -133,7 +134,7 @@ def test_a_run_moves_through_its_states_by_its_own_methods() -> None:
     run.start(["python", "train.py"], when=10.0)
     assert (run.state, run.started_at, run.argv) == (RunState.RUNNING, 10.0,
                                                      ["python", "train.py"])
-    run.request_stop({"rule": "hyperband", "reason": "below the band"})
+    run.request_stop(StopDecision(run.id, "below the band", "hyperband"))
     assert run.reason == "below the band" and run.state is RunState.RUNNING
     run.end(RunState.STOPPED, run.reason, when=20.0)
     assert (run.state, run.ended_at, run.lease_expires_at) == (RunState.STOPPED, 20.0, None)
@@ -141,8 +142,9 @@ def test_a_run_moves_through_its_states_by_its_own_methods() -> None:
 
 def test_requeue_is_one_reset_for_a_lost_run_and_a_user_retry() -> None:
     run = _run(state=RunState.FAILED, attempt=2, worker_id="w1", reason="exit 1", exit_code=1,
-               started_at=1.0, ended_at=2.0, lease_expires_at=3.0, stop={"rule": "x"},
-               summary={"loss": 0.5}, next_record_index=7, log_tail="Traceback")
+               started_at=1.0, ended_at=2.0, lease_expires_at=3.0,
+               stop=StopDecision("s-1", "x", "x"), summary={"loss": 0.5}, next_record_index=7,
+               log_tail="Traceback", argv=["python", "t.py"])
     run.requeue()
     assert run == _run(attempt=2)  # everything of the last attempt gone, the count kept
     lost = _run(state=RunState.RUNNING, attempt=1, worker_id="w1", started_at=1.0,

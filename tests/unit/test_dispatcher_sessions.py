@@ -253,7 +253,7 @@ def test_an_ask_tell_run_expires_and_is_retried_for_the_next_asker(tmp_path: Pat
     assert d.expire_leases() == 1
     assert run.state is RunState.PENDING
     events = d.store.run_events(run.id)
-    assert any("no SuggestRun or ReportMetrics from client:a" in e["reason"] for e in events)
+    assert any("no SuggestRun or ReportMetrics from client:a" in e.reason for e in events)
     with pytest.raises(FailedPrecondition, match="lease of attempt 1 expired"):
         d.report_from_client(run.id, 1, records(0), "a")
     again, done = asyncio.run(d.suggest_for_client(view.sweep.id, "b"))

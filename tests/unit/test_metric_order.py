@@ -109,14 +109,14 @@ def test_values_that_are_not_finite_are_stored_with_one_notice(tmp_path: Path) -
     assert stored[0] == 2.0 and math.isnan(stored[1]) and math.isnan(stored[2])
     assert stored[3] == -math.inf
     assert run.summary["loss"] == -math.inf
-    notices = [e["reason"] for e in d.events(run) if e["reason"].startswith("notice")]
+    notices = [e.reason for e in d.events(run) if e.reason.startswith("notice")]
     # One when the value stopped being finite; none for the NaN after a NaN.
     assert len(notices) == 1 and "loss = nan at record 1" in notices[0]
     view = d.sweeps[run.sweep_id]
     assert d.best_run(view) is None  # never the best run
     assert view.sweep.exhausted_reason == ""  # -inf does not reach metric.target -5
     d.worker_message(session, 2, MetricsEvent(run.id, 1, [rec(4, 1.0), rec(5, math.inf)]))
-    assert len([e for e in d.events(run) if e["reason"].startswith("notice")]) == 2
+    assert len([e for e in d.events(run) if e.reason.startswith("notice")]) == 2
 
 
 @pytest.mark.parametrize("interval", [math.nan, math.inf, -math.inf, -1.0])

@@ -3,7 +3,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sweepd.coordinator.domain import MetricRecord, Run, RunState, Sweep, SweepState, WorkerInfo
+from sweepd.coordinator.config import RenderedArgv
+from sweepd.coordinator.domain import (
+    MetricRecord,
+    Run,
+    RunState,
+    StopDecision,
+    Sweep,
+    SweepState,
+    WorkerInfo,
+)
 from sweepd.coordinator.store import SchemaMismatch, Store
 
 
@@ -15,8 +24,8 @@ def make_sweep(sweep_id: str = "abcdefgh") -> Sweep:
 def make_run(sweep_id: str = "abcdefgh", number: int = 1) -> Run:
     return Run(id=f"{sweep_id}-{number}", sweep_id=sweep_id, number=number,
                state=RunState.ASSIGNED, point={("opt", "lr"): 0.1, ("bs",): 32},
-               params={"opt": {"lr": 0.1}, "bs": 32}, created_at=2.0, attempt=1,
-               worker_id="w1")
+               created_at=2.0, attempt=1, worker_id="w1",
+               command=RenderedArgv(["${interpreter}", "t.py", "--bs=32"], (2,)))
 
 
 def test_round_trip_survives_reopen(tmp_path: Path) -> None:
@@ -27,7 +36,7 @@ def test_round_trip_survives_reopen(tmp_path: Path) -> None:
     run.state = RunState.FINISHED
     run.summary = {"loss": 0.5}
     run.exit_code = 0
-    run.stop = {"rule": "hyperband", "threshold": 0.4}
+    run.stop = StopDecision(run.id, "hyperband: worse", "hyperband", threshold=0.4)
     store.update_run(run)
     store.record_event(run, 3.0, "finished")
     store.close()
@@ -37,10 +46,12 @@ def test_round_trip_survives_reopen(tmp_path: Path) -> None:
     assert loaded.point == {("opt", "lr"): 0.1, ("bs",): 32}
     assert isinstance(loaded.point[("bs",)], int)
     assert loaded.params == {"opt": {"lr": 0.1}, "bs": 32}
+    assert loaded.command == RenderedArgv(["${interpreter}", "t.py", "--bs=32"], (2,))
+    assert loaded.argv == []
     assert loaded.state is RunState.FINISHED
     assert loaded.summary == {"loss": 0.5}
-    assert loaded.stop == {"rule": "hyperband", "threshold": 0.4}
-    assert [e["reason"] for e in store.run_events(run.id)] == ["finished"]
+    assert loaded.stop == StopDecision(run.id, "hyperband: worse", "hyperband", threshold=0.4)
+    assert [e.reason for e in store.run_events(run.id)] == ["finished"]
     assert store.load_sweeps()[0].state is SweepState.RUNNING
 
 

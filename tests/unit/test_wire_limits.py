@@ -97,7 +97,7 @@ def test_list_runs_pages(tmp_path: Path) -> None:
     other = d.create_sweep("method: random\nprogram: t.py\nparameters:\n  a: {min: 0, max: 1}\n")
     for n in range(1, 8):
         run = Run(id=f"{view.sweep.id}-{n}", sweep_id=view.sweep.id, number=n,
-                  state=RunState.FINISHED, point={("a",): 0.5}, params={"a": 0.5},
+                  state=RunState.FINISHED, point={("a",): 0.5},
                   created_at=1.0, reason="r" * (1000 if n == 5 else 1))
         view.runs[run.id] = run
     view.sweep.run_count = 7
@@ -124,7 +124,7 @@ def test_a_page_ends_early_when_its_runs_are_large(tmp_path: Path,
     view = d.create_sweep("method: random\nprogram: t.py\nparameters:\n  a: {min: 0, max: 1}\n")
     for n in range(1, 11):
         run = Run(id=f"{view.sweep.id}-{n}", sweep_id=view.sweep.id, number=n,
-                  state=RunState.FINISHED, point={}, params={}, created_at=1.0,
+                  state=RunState.FINISHED, point={}, created_at=1.0,
                   argv=["x" * 1000])
         view.runs[run.id] = run
     view.sweep.run_count = 10

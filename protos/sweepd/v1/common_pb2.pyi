@@ -103,7 +103,7 @@ class MetricRecord(_message.Message):
     def __init__(self, index: _Optional[int] = ..., step: _Optional[int] = ..., values: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std", "stop", "log_tail")
+    __slots__ = ("id", "sweep_id", "number", "state", "params", "summary", "worker_id", "attempt", "exit_code", "reason", "argv", "created_at", "started_at", "ended_at", "predicted_mean", "predicted_std", "stop", "log_tail", "command")
     class SummaryEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class Run(_message.Message):
     PREDICTED_STD_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
     id: str
     sweep_id: str
     number: int
@@ -147,7 +148,8 @@ class Run(_message.Message):
     predicted_std: float
     stop: StopDecision
     log_tail: str
-    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ..., stop: _Optional[_Union[StopDecision, _Mapping]] = ..., log_tail: _Optional[str] = ...) -> None: ...
+    command: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., sweep_id: _Optional[str] = ..., number: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Union[ParamMap, _Mapping]] = ..., summary: _Optional[_Mapping[str, float]] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., argv: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., predicted_mean: _Optional[float] = ..., predicted_std: _Optional[float] = ..., stop: _Optional[_Union[StopDecision, _Mapping]] = ..., log_tail: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StopDecision(_message.Message):
     __slots__ = ("rule", "reason", "band", "threshold", "value")

@@ -266,20 +266,22 @@ class ReportMetricsResponse(_message.Message):
     def __init__(self, should_stop: _Optional[bool] = ..., stop_reason: _Optional[str] = ...) -> None: ...
 
 class FinishRunRequest(_message.Message):
-    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason", "client_id")
+    __slots__ = ("run_id", "attempt", "state", "exit_code", "reason", "client_id", "records")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     state: _common_pb2.RunState
     exit_code: int
     reason: str
     client_id: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+    records: _containers.RepeatedCompositeFieldContainer[_common_pb2.MetricRecord]
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_common_pb2.RunState, str]] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., client_id: _Optional[str] = ..., records: _Optional[_Iterable[_Union[_common_pb2.MetricRecord, _Mapping]]] = ...) -> None: ...
 
 class GetRunLogsRequest(_message.Message):
     __slots__ = ("run_id", "follow")

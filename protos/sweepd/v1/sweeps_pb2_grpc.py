@@ -270,7 +270,7 @@ class SweepServiceServicer:
         """Finish: ends a run obtained from SuggestRun with FINISHED, FAILED or STOPPED, by the
         client id that took it (PERMISSION_DENIED for any other). Idempotent: repeating a
         FinishRun that already ended the run with the same state and exit code answers the run
-        again.
+        again. Records sent with it are stored first, as by ReportMetrics, in the same commit.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
