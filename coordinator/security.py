@@ -11,7 +11,7 @@ import secrets
 import socket
 import stat
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,54 +131,66 @@ def how_to_pass(state_dir: Path) -> str:
             " by themselves)")
 
 
-class TokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses every call without ``authorization: Bearer <token>`` with UNAUTHENTICATED."""
+class GuardedServer:
+    """The server as the servicers register on it: each method handler is wrapped once, at
+    registration, with the bearer-token check (UNAUTHENTICATED without the token; health
+    checks excepted) and the answer to undecodable request bytes (INVALID_ARGUMENT, where
+    gRPC's own is UNKNOWN, which reads as a server fault).
 
-    def __init__(self, token: str, hint: str) -> None:
-        self.expected = f"Bearer {token}".encode()
-        self.hint = hint
+    Done at registration rather than by server interceptors: grpc.aio runs interceptors as
+    coroutines on every call and builds a new handler each time, about a tenth of the
+    server's cost of a small call.
+    """
 
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        method = details.method or ""
-        if method.startswith(UNAUTHENTICATED_PREFIXES):
-            return await continuation(details)
+    def __init__(self, server: grpc.aio.Server, token: str | None, hint: str) -> None:
+        self._server = server
+        self._expected = f"Bearer {token}".encode() if token is not None else None
+        self._hint = hint
+
+    def add_registered_method_handlers(self, service: str,
+                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self._server.add_registered_method_handlers(service, {
+            name: self.guard(f"/{service}/{name}", handler)
+            for name, handler in handlers.items()})
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGeneric(self, h) for h in handlers))
+
+    def refusal(self, context: grpc.aio.ServicerContext) -> str:
+        """Why the call may not go on, or "" when it carries the token."""
+        if self._expected is None:
+            return ""
         given = ""
-        for key, value in details.invocation_metadata or ():
+        for key, value in context.invocation_metadata() or ():
             if key == AUTH_METADATA_KEY:
                 given = value if isinstance(value, str) else value.decode(errors="replace")
-        handler = await continuation(details)
         # Constant time, so that the token cannot be found byte by byte from timings.
-        if given and hmac.compare_digest(given.encode(), self.expected):
-            return handler
+        if given and hmac.compare_digest(given.encode(), self._expected):
+            return ""
         # Programs in other languages meet this first: name the header before the CLI flags.
-        message = (("missing token" if not given else "wrong token")
-                   + f"; send the header `{AUTH_METADATA_KEY}: Bearer <token>` with every call"
-                   + f" (the CLI and Python client: {self.hint})")
-        return _refusal(handler, message)
+        return (("missing token" if not given else "wrong token")
+                + f"; send the header `{AUTH_METADATA_KEY}: Bearer <token>` with every call"
+                + f" (the CLI and Python client: {self._hint})")
+
+    def guard(self, method: str, handler: Any) -> Any:
+        if handler is None:
+            return None
+        check = (_no_check if method.startswith(UNAUTHENTICATED_PREFIXES) else self.refusal)
+        return _guarded(handler, check)
 
 
-def _refusal(handler: Any, message: str) -> Any:
-    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+class _GuardedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, guard: GuardedServer, inner: grpc.GenericRpcHandler) -> None:
+        self._guard = guard
+        self._inner = inner
 
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-        yield  # pragma: no cover - makes this an async generator
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        method = handler_call_details.method or ""
+        return self._guard.guard(method, self._inner.service(handler_call_details))
 
-    if handler is None:
-        return None
-    ser = handler.response_serializer
-    de = handler.request_deserializer
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(abort, de, ser)
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(abort_stream, de, ser)
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(abort, de, ser)
-    return grpc.stream_stream_rpc_method_handler(abort_stream, de, ser)
+
+def _no_check(context: grpc.aio.ServicerContext) -> str:
+    return ""
 
 
 def is_loopback(host: str) -> bool:
@@ -215,83 +227,88 @@ def _malformed_message(request: _Malformed) -> str:
     return f"the request is not a valid protobuf message of its type: {request.error}"
 
 
-class MalformedRequestGuard(grpc.aio.ServerInterceptor):
-    """Answers undecodable request bytes with INVALID_ARGUMENT (gRPC's own answer is UNKNOWN,
-    which reads as a server fault)."""
+async def _check(request: Any, context: grpc.aio.ServicerContext,
+                 refusal: Callable[[grpc.aio.ServicerContext], str]) -> None:
+    """Aborts the call without the token, or with bytes that are not its request message."""
+    why = refusal(context)
+    if why:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+    if isinstance(request, _Malformed):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _malformed_message(request))
 
-    async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None or handler.request_deserializer is None:
-            return handler
-        original = handler.request_deserializer
 
-        def deserialize(data: bytes) -> Any:
-            try:
-                return original(data)
-            except Exception as exc:  # DecodeError, or any parser failure
-                return _Malformed(exc)
+def _guarded(handler: Any, refusal: Callable[[grpc.aio.ServicerContext], str]) -> Any:
+    """``handler`` with ``_check`` before its behaviour, of the same kind (unary or stream,
+    coroutine or async generator: grpc tells them apart with iscoroutinefunction, and a
+    wrapper of the wrong kind ends the call UNKNOWN)."""
+    original = handler.request_deserializer
 
-        ser = handler.response_serializer
-        if handler.unary_unary or handler.unary_stream:
-            behavior = handler.unary_unary or handler.unary_stream
+    def deserialize(data: bytes) -> Any:
+        if original is None:
+            return data
+        try:
+            return original(data)
+        except Exception as exc:  # DecodeError, or any parser failure
+            return _Malformed(exc)
 
-            if handler.unary_unary:
-                async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if isinstance(request, _Malformed):
-                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                            _malformed_message(request))
-                    return await behavior(request, context)
+    ser = handler.response_serializer
+    if handler.unary_unary:
+        unary_unary = handler.unary_unary
 
-                return grpc.unary_unary_rpc_method_handler(unary, deserialize, ser)
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await _check(request, context, refusal)
+            return await unary_unary(request, context)
 
-            # A server-streaming handler is either a coroutine that sends its responses with
-            # ``context.write`` (grpcio's own HealthServicer.Watch) or an async generator;
-            # grpc tells them apart with iscoroutinefunction, so the wrapper must be of the
-            # same kind, or the call ends UNKNOWN.
-            if not inspect.iscoroutinefunction(behavior):
-                async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if isinstance(request, _Malformed):
-                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                            _malformed_message(request))
-                    async for item in behavior(request, context):
-                        yield item
-
-                return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, ser)
-
+        return grpc.unary_unary_rpc_method_handler(unary, deserialize, ser)
+    if handler.unary_stream:
+        unary_stream = handler.unary_stream
+        # A server-streaming handler is either a coroutine that sends its responses with
+        # ``context.write`` (grpcio's own HealthServicer.Watch) or an async generator.
+        if inspect.iscoroutinefunction(unary_stream):
             async def unary_writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                if isinstance(request, _Malformed):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                        _malformed_message(request))
-                return await behavior(request, context)
+                await _check(request, context, refusal)
+                return await unary_stream(request, context)
 
             return grpc.unary_stream_rpc_method_handler(unary_writer, deserialize, ser)
 
-        async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            async for request in requests:
-                if isinstance(request, _Malformed):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                        _malformed_message(request))
-                yield request
-
-        if handler.stream_unary:
-            stream_unary = handler.stream_unary
-
-            async def su(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await stream_unary(checked(requests, context), context)
-
-            return grpc.stream_unary_rpc_method_handler(su, deserialize, ser)
-        stream_stream = handler.stream_stream
-        if inspect.iscoroutinefunction(stream_stream):  # writes with context.write
-            async def ss_writer(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await stream_stream(checked(requests, context), context)
-
-            return grpc.stream_stream_rpc_method_handler(ss_writer, deserialize, ser)
-
-        async def ss(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            async for item in stream_stream(checked(requests, context), context):
+        async def unary_gen(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await _check(request, context, refusal)
+            async for item in unary_stream(request, context):
                 yield item
 
-        return grpc.stream_stream_rpc_method_handler(ss, deserialize, ser)
+        return grpc.unary_stream_rpc_method_handler(unary_gen, deserialize, ser)
+
+    async def checked(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for request in requests:
+            if isinstance(request, _Malformed):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    _malformed_message(request))
+            yield request
+
+    async def authorized(context: grpc.aio.ServicerContext) -> None:
+        why = refusal(context)
+        if why:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, why)
+
+    if handler.stream_unary:
+        stream_unary = handler.stream_unary
+
+        async def su(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            await authorized(context)
+            return await stream_unary(checked(requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(su, deserialize, ser)
+    stream_stream = handler.stream_stream
+    if inspect.iscoroutinefunction(stream_stream):  # writes with context.write
+        async def ss_writer(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            await authorized(context)
+            return await stream_stream(checked(requests, context), context)
+
+        return grpc.stream_stream_rpc_method_handler(ss_writer, deserialize, ser)
+
+    async def ss(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await authorized(context)
+        async for item in stream_stream(checked(requests, context), context):
+            yield item
+
+    return grpc.stream_stream_rpc_method_handler(ss, deserialize, ser)

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,8 +33,7 @@ from .dispatcher import (
 )
 from .reflection import enable_reflection
 from .security import (
-    MalformedRequestGuard,
-    TokenInterceptor,
+    GuardedServer,
     how_to_pass,
     is_loopback,
     load_or_create_token,
@@ -182,25 +182,24 @@ async def _serve_locked(opts: ServeOptions, lock: statedir.StateDirLock,
 async def _serve_store(opts: ServeOptions, lock: statedir.StateDirLock,
                        ready: asyncio.Event | None, store: Store,
                        dispatcher: Dispatcher) -> None:
-    interceptors: list[grpc.aio.ServerInterceptor] = []
     token: str | None = None
     if opts.auth:
         token, created = load_or_create_token(opts.state_dir)
-        interceptors.append(TokenInterceptor(token, how_to_pass(opts.state_dir)))
         print(("created" if created else "using") + f" token {opts.state_dir / 'token'}:"
               f" {how_to_pass(opts.state_dir)}", flush=True)
-    interceptors.append(MalformedRequestGuard())
-    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-    sweeps_pb2_grpc.add_SweepServiceServicer_to_server(SweepServicer(dispatcher), server)
-    workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(dispatcher), server)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    # Servicers register through the guard: every method checks the token and the request.
+    guarded: Any = GuardedServer(server, token, how_to_pass(opts.state_dir))
+    sweeps_pb2_grpc.add_SweepServiceServicer_to_server(SweepServicer(dispatcher), guarded)
+    workers_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(dispatcher), guarded)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guarded)
     service_names = [
         sweeps_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name,
         workers_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     ]
-    enable_reflection(service_names, server)
+    enable_reflection(service_names, guarded)
     port = _listen(server, opts)
     listening = _host_port(opts.host, port)
     lock.describe(f"listening on {listening}")

@@ -4,6 +4,9 @@
 Such a client holds its runs under the worker id ``client:<client_id>`` and the same leases
 as a worker; each call renews the lease of the run it names. Every call may be retried after
 a lost answer and is answered the same.
+
+The writes go through ``State.commit_grouped()``: the caller answers after
+``State.durable()``, and the writes of concurrent clients share one commit.
 """
 
 from __future__ import annotations
@@ -73,21 +76,34 @@ class AskTell:
         while True:
             pending = view.pending_runs()
             if pending:
-                with self.s.commit():
+                with self.s.commit_grouped():
                     return self.scheduler.assign_existing(view, pending[0], worker_id), False
             suggestion = self.suggestions.next(view)
             if suggestion is not None:
-                with self.s.commit():
+                with self.s.commit_grouped():
                     return self.scheduler.create_run(view, suggestion, worker_id), False
             if view.sweep.exhausted_reason:
                 self.t.maybe_finish(view)
                 # Done only once the sweep ended: until then a run still going may be lost
                 # and come back for retry, and this client may be the one to take it.
                 return None, view.sweep.state.is_ended
-            # Being prepared off the loop: wait for it, then take it if still current.
-            await self.suggestions.prepare_now(view)
-            if not view.sweep.state.creates_runs:
-                return None, view.sweep.state.is_ended
+            # Being prepared off the loop: wait in the sweep's line to be handed a point.
+            suggestion = await self.suggestions.wait(view)
+            if suggestion is None:
+                if not view.sweep.state.creates_runs:
+                    return None, view.sweep.state.is_ended
+                continue  # search failed or ran out: the loop answers from the sweep
+            if (not view.sweep.state.creates_runs or view.sweep.exhausted_reason
+                    or view.is_full() or view.pending):
+                # What changed while it waited comes first: the point goes to the next taker.
+                self.suggestions.give_back(view, suggestion)
+                if not view.sweep.state.creates_runs:
+                    return None, view.sweep.state.is_ended
+                if view.is_full() and not view.sweep.exhausted_reason:
+                    return None, False  # ask again later, as when paused
+                continue
+            with self.s.commit_grouped():
+                return self.scheduler.create_run(view, suggestion, worker_id), False
 
     def report(self, run_id: str, attempt: int, records: Sequence[MetricRecord],
                client_id: str = "") -> Run:
@@ -99,25 +115,31 @@ class AskTell:
                 and all(r.index < run.next_record_index for r in records)):
             return run  # a retry of a report whose answer was lost
         run = self._client_run(run_id, attempt, client_id)
-        with self.s.commit():
+        with self.s.commit_grouped():
             self.t.record_metrics(run, records)
         if run.state.is_active:
             run.lease_expires_at = self.s.lease_deadline()
         return run
 
     def finish(self, run_id: str, attempt: int, state: RunState, exit_code: int | None,
-               reason: str, client_id: str = "") -> Run:
+               reason: str, client_id: str = "",
+               records: Sequence[MetricRecord] = ()) -> Run:
+        """Ends the run, after storing ``records`` (its last metrics) in the same commit."""
         if state not in (RunState.FINISHED, RunState.FAILED, RunState.STOPPED):
             raise InvalidArgument("state: must be FINISHED, FAILED or STOPPED")
         run = self.s.run(run_id)
         if run.state.is_ended and _taken_by(run, client_id) and run.attempt == attempt:
             # A retried FinishRun whose first answer was lost: the same outcome is answered
-            # again (a run we asked to stop ended STOPPED whatever it said).
+            # again (a run we asked to stop ended STOPPED whatever it said). Its records were
+            # stored with the end, in one commit.
             expected = RunState.STOPPED if run.stop is not None else state
-            if run.state is expected and run.exit_code == exit_code:
+            if (run.state is expected and run.exit_code == exit_code
+                    and all(r.index < run.next_record_index for r in records)):
                 return run
         run = self._client_run(run_id, attempt, client_id)
-        with self.s.commit():
+        with self.s.commit_grouped():
+            if records:
+                self.t.record_metrics(run, records)
             self.t.finish(run, state, exit_code, reason, self.s.clock())
         self.scheduler.schedule()
         return run

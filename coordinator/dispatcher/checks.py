@@ -47,11 +47,13 @@ def check_record_order(run: Run, records: Sequence[MetricRecord]) -> list[Metric
     expected = run.next_record_index
     for rec in fresh:
         if rec.index != expected:
+            stored = (f"has records 0..{run.next_record_index - 1}"
+                      if run.next_record_index else "has no records yet")
             raise InvalidArgument(
                 f"records[{seen[rec.index]}].index: {rec.index} skips ahead; run {run.id}"
-                f" (attempt {run.attempt}) has records 0..{run.next_record_index - 1} and the"
-                f" next it accepts is {expected}: send the records from {expected} on first"
-                " (nothing of this batch was stored)"
+                f" (attempt {run.attempt}) {stored} and the next it accepts is {expected}:"
+                f" send the records from {expected} on first (nothing of this batch was"
+                " stored)"
             )
         expected += 1
     return fresh

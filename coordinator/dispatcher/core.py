@@ -11,10 +11,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
 
 from ..config import SweepConfig
-from ..domain import MetricRecord, Run, RunState, WorkerInfo
+from ..domain import MetricRecord, Run, RunEvent, RunState, WorkerInfo
 from ..store import Store
 from .asktell import Asking, AskTell
 from .leases import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, expire_leases, forgive_stall
@@ -170,8 +169,16 @@ class Dispatcher:
         return self._asktell.report(run_id, attempt, records, client_id)
 
     def finish_from_client(self, run_id: str, attempt: int, state: RunState,
-                           exit_code: int | None, reason: str, client_id: str = "") -> Run:
-        return self._asktell.finish(run_id, attempt, state, exit_code, reason, client_id)
+                           exit_code: int | None, reason: str, client_id: str = "",
+                           records: Sequence[MetricRecord] = ()) -> Run:
+        return self._asktell.finish(run_id, attempt, state, exit_code, reason, client_id,
+                                    records)
+
+    async def durable(self) -> None:
+        """Waits until the changes of the calls above are committed (they share commits with
+        concurrent calls): answer only after it returns. Raises the store's error if the
+        commit failed; nothing of the call was kept then."""
+        await self.state.durable()
 
     # -- queries: what servicers and the dashboard read -----------------------------------
 
@@ -196,7 +203,7 @@ class Dispatcher:
         """The run's metric records of its current attempt, in index order."""
         return self.state.store.metric_history(run.id, run.attempt)
 
-    def events(self, run: Run) -> list[dict[str, Any]]:
+    def events(self, run: Run) -> list[RunEvent]:
         return self.state.store.run_events(run.id)
 
     def live_log(self, run_id: str) -> LiveLog | None:

@@ -25,21 +25,28 @@ class Outbox:
         if self.holding:
             self._held.append((worker_id, order))
         else:
-            self._deliver(worker_id, order)
+            self.deliver(worker_id, order)
 
     def release(self) -> None:
         """The transaction committed: what it decided goes out, in order."""
         held, self._held = self._held, []
         self.holding = False
         for worker_id, order in held:
-            self._deliver(worker_id, order)
+            self.deliver(worker_id, order)
+
+    def take_held(self) -> list[tuple[str, Order]]:
+        """The held orders, for a group commit to send (or drop) later; holding ends."""
+        held, self._held = self._held, []
+        self.holding = False
+        return held
 
     def drop(self) -> None:
         """The transaction failed: nothing it decided goes out."""
         self._held = []
         self.holding = False
 
-    def _deliver(self, worker_id: str, order: Order) -> None:
+    def deliver(self, worker_id: str, order: Order) -> None:
+        """Sends now, held or not: for orders whose transaction already committed."""
         session = self._sessions.get(worker_id)
         if session is not None:
             session.outbox.put_nowait(order)

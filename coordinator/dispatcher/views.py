@@ -9,6 +9,7 @@ belong to the dispatcher's ``State`` and change only on the event loop.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import SweepConfig
@@ -20,12 +21,14 @@ from ..search.base import Suggestion, Trial
 LIVE_LOG_MAX_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prepared:
-    """A suggestion computed off the event loop, for the sweep as it was at ``version``."""
+    """Points computed off the event loop and not handed out yet, in order; good while fewer
+    than ``tolerance`` results arrived since ``stamp`` (see ``suggestions._stamp``)."""
 
-    suggestion: Suggestion | None
-    version: int
+    suggestions: deque[Suggestion]
+    stamp: int
+    tolerance: int
 
 
 @dataclass(eq=False)
@@ -54,11 +57,16 @@ class SweepView:
     runs: dict[str, Run] = field(default_factory=dict)
     # Every logged value of the sweep metric per run (current attempt), for stopping rules.
     histories: dict[str, list[float]] = field(default_factory=dict)
-    # Bumped whenever anything search reads changes; a prepared suggestion from an older
-    # version is discarded rather than risk repeating a point.
+    # Bumped whenever anything search reads changes (see suggestions._stamp).
     version: int = 0
+    # Search off the loop (suggestions.py): points kept for the next takers, whether a fit is
+    # under way, the ask/tell clients waiting in line for one (first come first served), the
+    # points handed to them and not run yet, and what the last fit leaves to the next (warm).
     prepared: Prepared | None = None
     preparing: bool = False
+    waiters: deque[asyncio.Future[Suggestion | None]] = field(default_factory=deque)
+    in_hand: list[Suggestion] = field(default_factory=list)
+    warm: object | None = None
 
     # Kept current by run_saved() so that scheduling and search cost no pass over every run
     # of a long sweep: the active and pending runs, and search's view of each run (rebuilt

@@ -45,15 +45,27 @@
 10. ``predicted_mean``/``predicted_std`` are the model's mean and standard deviation (latent
     plus noise) at that point, mapped back through the y warping into the metric's units.
 
-Deterministic for a fixed ``rng`` state; no state is kept between calls.
+**Batches** (``suggest_batch(config, trials, rng, k)``, for k takers waiting at once): the
+first point is exactly the one ``suggest`` returns (steps 1-10). Each further point treats the
+points already chosen as pending runs (step 7's fantasy, one more observation of the same fitted
+model: no new hyperparameter fit, see ``_more_points``), re-scores the ``BATCH_CANDIDATES``
+best candidates of step 8, and takes the best one whose snapped point is neither an existing
+run's nor already in the batch (when none is left: step 9's best unseen prior sample). Before
+the model exists (initial design) each further point is the maximin point with the chosen ones
+counted as runs. A batch ends early rather than repeat a point (a discrete space running out).
+``warm``, the hyperparameters a previous call returned, starts the fit there instead of at the
+prior mode: the optimum moves little when a few runs arrive, so L-BFGS-B converges in a few
+steps (~1 ms instead of ~5 ms at n = 1000).
+
+Deterministic for a fixed ``rng`` state (and ``warm``); no state is kept between calls.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.special
@@ -118,6 +130,11 @@ FANTASY_NOISE = 1e-6
 PREDICT_DELTA_STEP = 1e-3
 # Candidates rounded to the support and re-scored at the end.
 N_SNAP = 24
+# Batch points after the first are chosen among the first point's BATCH_CANDIDATES best
+# acquisition candidates, re-scored after each fantasy (a fantasy lowers EI near its point, so
+# the next point is among the previous best): ~0.5 ms a point, where a whole new acquisition
+# search cost ~5-10 ms a point (measured at n = 1000).
+BATCH_CANDIDATES = 256
 
 
 # An acquisition function: encoded candidates (m × dim) → scores (m,), larger is better.
@@ -142,13 +159,39 @@ def n_init(config: SweepConfig) -> int:
 
 def suggest(config: SweepConfig, trials: Sequence[Trial], rng: np.random.Generator) -> Suggestion:
     """The next point for a ``bayes`` sweep (see the module docstring for the algorithm)."""
+    return suggest_batch(config, trials, rng, 1)[0][0]
+
+
+def suggest_batch(
+    config: SweepConfig,
+    trials: Sequence[Trial],
+    rng: np.random.Generator,
+    k: int,
+    warm: gp.GPParams | None = None,
+    on_point: Callable[[Suggestion], None] | None = None,
+) -> tuple[list[Suggestion], gp.GPParams | None]:
+    """Up to ``k`` distinct points for takers waiting at once, and the fitted hyperparameters
+    (None before the model is used) for the next call's ``warm``. With ``k == 1`` and no
+    ``warm`` the one point is ``suggest``'s. Fewer than ``k`` only when the space runs out of
+    unseen points (never fewer than one). ``on_point`` is called with each point as soon as it
+    is chosen, so that the first taker need not wait for the whole batch."""
+    if k < 1:
+        raise ValueError(f"k: must be at least 1, got {k}")
     enc = build_encoding(config.parameters)
     if enc.dim == 0:
-        return Suggestion(params={p.path: p.value for p in enc.constants}, info="constant space")
+        # One point exists; handing it to more than one taker at once would repeat it.
+        only = Suggestion(params={p.path: p.value for p in enc.constants}, info="constant space")
+        if on_point is not None:
+            on_point(only)
+        return [only], None
     # The matrices here are a few hundred wide: BLAS threads only add synchronisation cost
     # (measured 10× slower with 2 threads on a 2-core machine).
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _suggest(config, trials, rng, enc)
+        return _suggest_batch(config, trials, rng, enc, k, warm, on_point or _ignore)
+
+
+def _ignore(_: Suggestion) -> None:
+    pass
 
 
 @functools.cache
@@ -159,14 +202,31 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _suggest(
-    config: SweepConfig, trials: Sequence[Trial], rng: np.random.Generator, enc: Encoding
-) -> Suggestion:
+class _Taken:
+    """Row keys taken: the runs' (``SeenRows``) and the points already in this batch."""
+
+    def __init__(self, seen: SeenRows) -> None:
+        self.seen = seen
+        self.batch: set[bytes] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.batch or key in self.seen
+
+
+def _suggest_batch(
+    config: SweepConfig,
+    trials: Sequence[Trial],
+    rng: np.random.Generator,
+    enc: Encoding,
+    k: int,
+    warm: gp.GPParams | None,
+    on_point: Callable[[Suggestion], None],
+) -> tuple[list[Suggestion], gp.GPParams | None]:
     hist = _collect(config, trials, enc)
-    seen = SeenRows(hist.x_all)
+    taken = _Taken(SeenRows(hist.x_all))
     if config.metric is None or hist.y_obs.size < n_init(config):
-        return _initial_point(enc, hist, seen, rng)
-    return _model_point(config, enc, hist, seen, rng)
+        return _initial_batch(enc, hist, taken, rng, k, on_point), None
+    return _model_batch(config, enc, hist, taken, rng, k, warm, on_point)
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,8 +314,34 @@ def _impute(
 # Initial design
 
 
+def _initial_batch(
+    enc: Encoding,
+    hist: _History,
+    taken: _Taken,
+    rng: np.random.Generator,
+    k: int,
+    on_point: Callable[[Suggestion], None],
+) -> list[Suggestion]:
+    """Maximin points, each further one spread away from the ones chosen before it."""
+    out: list[Suggestion] = []
+    while True:
+        point = _initial_point(enc, hist, taken, rng)
+        row = enc.encode([point.params])
+        key = row_keys(row)[0]
+        if out and key in taken:
+            break  # the space ran out of unseen points: no repeat within a batch
+        out.append(point)
+        on_point(point)
+        if len(out) == k:
+            break
+        taken.batch.add(key)
+        hist = replace(hist, x_pending=np.vstack([hist.x_pending, row]),
+                       x_all=np.vstack([hist.x_all, row]))
+    return out
+
+
 def _initial_point(
-    enc: Encoding, hist: _History, seen: SeenRows, rng: np.random.Generator
+    enc: Encoding, hist: _History, seen: Container[bytes], rng: np.random.Generator
 ) -> Suggestion:
     cand = enc.sample(rng, INIT_CANDIDATES)
     if hist.x_all.shape[0] > 0:
@@ -273,7 +359,7 @@ def _min_sq_dist(a: FloatArray, b: FloatArray) -> FloatArray:
 
 
 def _first_unseen(
-    enc: Encoding, ordered: FloatArray, seen: SeenRows, rng: np.random.Generator
+    enc: Encoding, ordered: FloatArray, seen: Container[bytes], rng: np.random.Generator
 ) -> dict[ParamPath, Value]:
     """The first of ``ordered`` whose snapped point is unseen; else any unseen prior sample;
     else (space exhausted) the first candidate."""
@@ -291,13 +377,16 @@ def _first_unseen(
 # Model
 
 
-def _model_point(
+def _model_batch(
     config: SweepConfig,
     enc: Encoding,
     hist: _History,
-    seen: SeenRows,
+    taken: _Taken,
     rng: np.random.Generator,
-) -> Suggestion:
+    k: int,
+    warm: gp.GPParams | None,
+    on_point: Callable[[Suggestion], None],
+) -> tuple[list[Suggestion], gp.GPParams]:
     x, y = hist.x_obs, hist.y_obs
     best = int(np.argmin(y))
     box: FloatArray | None = None
@@ -310,27 +399,19 @@ def _model_point(
     yw = warp.forward(y)
     fit_idx = _nearest(x, x[best], FIT_MAX) if x.shape[0] > FIT_MAX else np.arange(x.shape[0])
     maxiter = FIT_MAXITER_SMALL if fit_idx.size <= FIT_MAX // 2 else FIT_MAXITER_LARGE
-    params = gp.fit_hyperparameters(x[fit_idx], yw[fit_idx], maxiter=maxiter)
+    params = gp.fit_hyperparameters(x[fit_idx], yw[fit_idx], maxiter=maxiter, start=warm)
     post = gp.posterior(x, yw, params)
     mu_obs, _ = post.predict(x)
     f_best = float(np.min(mu_obs))
-    if hist.x_pending.shape[0] > 0:
-        # Fantasies: each pending run is believed to return the model's mean, but no better
-        # than the median observation (a constant liar where the model is optimistic), observed
-        # without noise. Around a pending point the model then expects no improvement, so the
-        # next suggestion goes elsewhere, even when the pending point is the model's optimum.
-        mu_p, _ = post.predict(hist.x_pending)
-        lie = np.maximum(mu_p, float(np.median(yw)))
-        post = post.condition_on(hist.x_pending, lie, noise_var=FANTASY_NOISE)
-
+    # Fantasies: each pending run is believed to return the model's mean, but no better than
+    # the median observation (a constant liar where the model is optimistic), observed without
+    # noise. Around a pending point the model then expects no improvement, so the next
+    # suggestion goes elsewhere, even when the pending point is the model's optimum. The points
+    # of this batch join them one by one.
+    lie_floor = float(np.median(yw))
+    post = _believe(post, hist.x_pending, lie_floor)
     min_std = MIN_STD_FRACTION * math.sqrt(params.signal_var)
-
-    def acq(c: FloatArray) -> FloatArray:
-        m, s = post.predict(c)
-        score = _log_ei(m, s, f_best)
-        # A point the model already knows (std below MIN_STD_FRACTION of the signal) teaches
-        # nothing: it ranks below every point that is still uncertain.
-        return np.where(s >= min_std, score, score - KNOWN_POINT_PENALTY)
+    acq = _acquisition(post, f_best, min_std)
 
     cand, score = _optimise_acquisition(enc, acq, x, mu_obs, box, rng)
     order = np.argsort(-score, kind="stable")[:N_SNAP]
@@ -339,12 +420,121 @@ def _model_point(
     keys = row_keys(snapped)
     chosen: int | None = None
     for j in np.argsort(-snapped_score, kind="stable"):
-        if keys[j] not in seen:
+        if keys[j] not in taken:
             chosen = int(j)
             break
     if chosen is None:
-        return _exhausted_fallback(enc, seen, acq, rng, snapped, points)
-    return _with_prediction(post, warp, config, snapped[chosen], points[chosen], "gp-ei")
+        first = _exhausted_fallback(enc, taken, acq, rng, snapped, points)
+        row = enc.encode([first.params])[0]
+    else:
+        row = snapped[chosen]
+        m, s = post.predict(row[None, :])
+        first = _with_prediction(post.params.noise_var, warp, config, float(m[0]),
+                                 float(s[0]), points[chosen], "gp-ei")
+    on_point(first)
+    out = [first]
+    if k > 1:
+        taken.batch.add(row_keys(row[None, :])[0])
+        top = cand[np.argsort(-score, kind="stable")[:BATCH_CANDIDATES]]
+        out += _more_points(config, enc, post, warp, taken, top, row, k - 1,
+                            (f_best, min_std, lie_floor), on_point)
+    if len(out) < k:
+        # The candidates ran out (a small discrete space): the best unseen prior samples
+        # under the model with the batch believed, one at a time, until none is left.
+        post = _believe(post, enc.encode([s.params for s in out]), lie_floor)
+        while len(out) < k:
+            acq = _acquisition(post, f_best, min_std)
+            point = _exhausted_fallback(enc, taken, acq, rng, snapped, points)
+            row = enc.encode([point.params])
+            if row_keys(row)[0] in taken:
+                break
+            out.append(point)
+            on_point(point)
+            taken.batch.add(row_keys(row)[0])
+            post = _believe(post, row, lie_floor)
+    return out, params
+
+
+def _more_points(
+    config: SweepConfig,
+    enc: Encoding,
+    post: gp.GPPosterior,
+    warp: YWarp,
+    taken: _Taken,
+    top: FloatArray,
+    first: FloatArray,
+    k: int,
+    levels: tuple[float, float, float],
+    on_point: Callable[[Suggestion], None],
+) -> list[Suggestion]:
+    """Up to ``k`` batch points after ``first``, from the candidates ``top``.
+
+    Each chosen point joins the model as a fantasy (as in step 7) by the rank-one update of the
+    candidates' posterior instead of a new factorisation: with ``v(c) = L⁻¹k(X, c)``, the
+    posterior covariance of c with the new point x* is ``k(c, x*) − v(c)·v(x*)``, and the mean
+    and variance at c move by it over ``var(x*) + FANTASY_NOISE``; ``v`` gains that row. The
+    scores equal those of the conditioned GP, for ~0.5 ms a point instead of ~5 ms.
+    """
+    f_best, min_std, lie_floor = levels
+    rows = top
+    snapped: dict[int, tuple[dict[ParamPath, Value], bytes]] = {}
+
+    def point_of(i: int) -> tuple[dict[ParamPath, Value], bytes]:
+        # Snapped only when it ranks first: decoding all the candidates cost more than the
+        # rest of the batch. (They are rounded already; snapping moves them by ~1e-16.)
+        if i not in snapped:
+            row_i, point_i = enc.snap(rows[i : i + 1])
+            snapped[i] = (point_i[0], row_keys(row_i)[0])
+        return snapped[i]
+
+    mean, var, v = post.predict_factors(rows)
+    m_star, var_star, v_star = post.predict_factors(first[None, :])
+    x_star, m_s, var_s, v_s = first, float(m_star[0]), float(var_star[0]), v_star[:, 0]
+    out: list[Suggestion] = []
+    while True:
+        s_star = var_s + FANTASY_NOISE
+        lie = max(m_s, lie_floor)
+        k_n = gp.matern52(rows, x_star[None, :], post.params)[:, 0] - v.T @ v_s
+        mean = mean + k_n * ((lie - m_s) / s_star)
+        var = np.maximum(var - k_n * k_n / s_star, 1e-24)
+        v = np.vstack([v, (k_n / math.sqrt(s_star))[None, :]])
+        if len(out) == k:
+            return out
+        std = np.sqrt(np.maximum(var, 1e-12))
+        score = _log_ei(mean, std, f_best)
+        score = np.where(std >= min_std, score, score - KNOWN_POINT_PENALTY)
+        j = next((int(i) for i in np.argsort(-score, kind="stable")
+                  if point_of(int(i))[1] not in taken), None)
+        if j is None:
+            return out  # every candidate is taken: the caller looks further
+        params, key = point_of(j)
+        point = _with_prediction(post.params.noise_var, warp, config, float(mean[j]),
+                                 float(std[j]), params, "gp-ei (batch)")
+        out.append(point)
+        on_point(point)
+        taken.batch.add(key)
+        x_star, m_s, var_s, v_s = rows[j], float(mean[j]), float(var[j]), v[:, j]
+
+
+def _believe(post: gp.GPPosterior, xp: FloatArray, lie_floor: float) -> gp.GPPosterior:
+    """``post`` with the points ``xp`` observed at max(model mean, ``lie_floor``), noise-free
+    (the kriging believer capped by a constant liar, see step 7)."""
+    if xp.shape[0] == 0:
+        return post
+    mu_p, _ = post.predict(xp)
+    lie = np.maximum(mu_p, lie_floor)
+    return post.condition_on(xp, lie, noise_var=FANTASY_NOISE)
+
+
+def _acquisition(post: gp.GPPosterior, f_best: float, min_std: float) -> _Acq:
+    def acq(c: FloatArray) -> FloatArray:
+        m, s = post.predict(c)
+        score = _log_ei(m, s, f_best)
+        # A point the model already knows (std below MIN_STD_FRACTION of the signal) teaches
+        # nothing: it ranks below every point that is still uncertain.
+        return np.where(s >= min_std, score, score - KNOWN_POINT_PENALTY)
+
+    return acq
 
 
 def _nearest(x: FloatArray, centre: FloatArray, k: int) -> NDArray[np.intp]:
@@ -441,7 +631,7 @@ def _bound_projections(enc: Encoding, top: FloatArray, box: FloatArray | None) -
 
 def _exhausted_fallback(
     enc: Encoding,
-    seen: SeenRows,
+    seen: Container[bytes],
     acq: _Acq,
     rng: np.random.Generator,
     snapped: FloatArray,
@@ -460,19 +650,20 @@ def _exhausted_fallback(
 
 
 def _with_prediction(
-    post: gp.GPPosterior,
+    noise_var: float,
     warp: YWarp,
     config: SweepConfig,
-    row: FloatArray,
+    m: float,
+    s: float,
     point: dict[ParamPath, Value],
     info: str,
 ) -> Suggestion:
-    m, s = post.predict(row[None, :])
-    s_total = math.sqrt(float(s[0]) ** 2 + post.params.noise_var)
+    """The point with the model's mean ``m`` and latent std ``s`` there (warped units)."""
+    s_total = math.sqrt(s**2 + noise_var)
     # Mean: the warp is monotone, so the inverse of the warped mean is the predictive median.
     # Std: first-order (delta-method) propagation through the inverse warp at that mean.
     h = PREDICT_DELTA_STEP
-    lo, mid, hi = warp.inverse(np.array([m[0] - h, m[0], m[0] + h]))
+    lo, mid, hi = warp.inverse(np.array([m - h, m, m + h]))
     sign = 1.0 if config.metric is None or config.metric.goal == "minimize" else -1.0
     mean = float(sign * mid)
     std = float(abs(hi - lo) / (2.0 * h) * s_total)

@@ -222,13 +222,19 @@ def _neg_log_posterior(theta: FloatArray, data: _FitData) -> tuple[float, FloatA
 
 
 def fit_hyperparameters(
-    x: FloatArray, y: FloatArray, maxiter: int = DEFAULT_FIT_MAXITER
+    x: FloatArray, y: FloatArray, maxiter: int = DEFAULT_FIT_MAXITER,
+    start: GPParams | None = None,
 ) -> GPParams:
-    """MAP hyperparameters for data (x, y): L-BFGS-B from the prior mode, deterministic."""
+    """MAP hyperparameters for data (x, y): L-BFGS-B from the prior mode, or from ``start``
+    (an earlier fit of nearly the same data: a warm start, a few steps from the optimum);
+    deterministic."""
     n, d = x.shape
     theta0 = prior_mode(d)
     if n < 2:
         return GPParams(np.exp(theta0[:d]), math.exp(theta0[d]), math.exp(theta0[d + 1]))
+    if start is not None and start.lengthscales.shape == (d,):
+        theta0 = _clip_theta(np.log(np.concatenate(
+            [start.lengthscales, [start.signal_var, start.noise_var]])), d)
     rows, cols = np.tril_indices(n, -1)
     diff = x[rows] - x[cols]
     loc, scale = _prior_loc_scale(d)
@@ -252,6 +258,13 @@ def fit_hyperparameters(
     )
     theta = result.x if np.all(np.isfinite(result.x)) else theta0
     return GPParams(np.exp(theta[:d]), math.exp(theta[d]), math.exp(theta[d + 1]))
+
+
+def _clip_theta(theta: FloatArray, d: int) -> FloatArray:
+    """``theta`` inside the fit's bounds (a start outside them makes L-BFGS-B project it)."""
+    lo = np.array([LOG_LENGTHSCALE_BOUNDS[0]] * d + [LOG_SIGNAL_BOUNDS[0], LOG_NOISE_BOUNDS[0]])
+    hi = np.array([LOG_LENGTHSCALE_BOUNDS[1]] * d + [LOG_SIGNAL_BOUNDS[1], LOG_NOISE_BOUNDS[1]])
+    return np.asarray(np.clip(np.nan_to_num(theta, nan=0.0), lo, hi), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -281,6 +294,15 @@ class GPPosterior:
         np.square(v, out=v)
         var = self.params.signal_var - np.sum(v, axis=0)
         return mean, np.sqrt(np.maximum(var, 1e-12))
+
+    def predict_factors(self, xs: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Posterior mean, latent *variance* (floored at 0) and ``v = L⁻¹k(X, xs)`` (n × m):
+        what a rank-one fantasy update of these predictions needs (see bayes._more_points)."""
+        ks = matern52(xs, self.x, self.params)
+        mean = ks @ self.alpha
+        v = scipy.linalg.solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
+        var = self.params.signal_var - np.sum(v * v, axis=0)
+        return mean, np.maximum(var, 0.0), np.asarray(v, dtype=np.float64)
 
     def condition_on(
         self, xp: FloatArray, yp: FloatArray, noise_var: float | None = None

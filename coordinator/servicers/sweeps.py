@@ -215,6 +215,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         run, done = await self.d.suggest_for_client(
             _require(request.sweep_id, "sweep_id"), request.client_id
         )
+        await self.d.durable()
         response = sweeps_pb2.SuggestRunResponse(sweep_done=done)
         if run is not None:
             response.run.CopyFrom(run_to_proto(run))
@@ -227,6 +228,7 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
         records = records_from_proto(request.records, self.d.now())
         run = self.d.report_from_client(_require(request.run_id, "run_id"), request.attempt,
                                         records, request.client_id)
+        await self.d.durable()
         return sweeps_pb2.ReportMetricsResponse(
             should_stop=run.stop is not None, stop_reason=run.reason if run.stop else ""
         )
@@ -235,9 +237,11 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     async def FinishRun(self, request: sweeps_pb2.FinishRunRequest, context: Context
                         ) -> common_pb2.Run:
         state = run_state_from_proto(request.state)
+        records = records_from_proto(request.records, self.d.now())
         run = self.d.finish_from_client(
             _require(request.run_id, "run_id"), request.attempt, state,
             request.exit_code if request.HasField("exit_code") else None,
-            limits.check_text("reason", request.reason), request.client_id,
+            limits.check_text("reason", request.reason), request.client_id, records,
         )
+        await self.d.durable()
         return run_to_proto(run)
