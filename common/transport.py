@@ -245,8 +245,8 @@ def retry_while_unavailable(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """``attempt(deadline_s)`` until it answers, tried again while the coordinator is
-    UNAVAILABLE (down, restarting, or unable to commit for now) or says its disk is full
-    (``storage_full``), for at most ``wait_s``.
+    UNAVAILABLE (down, restarting, or unable to commit for now), CANCELLED (stopping) or says
+    its disk is full (``storage_full``), for at most ``wait_s``.
 
     Only for calls that are safe to repeat (``IDEMPOTENT_METHODS``), made with
     ``wait_for_ready`` so that a try waits for the channel to reconnect rather than failing at
@@ -264,7 +264,9 @@ def retry_while_unavailable(
         except grpc.RpcError as exc:
             code = _code(exc)
             full = storage_full(exc)
-            away = full or code is grpc.StatusCode.UNAVAILABLE or (
+            # CANCELLED: a coordinator that is stopping cancels the calls in flight (this
+            # client never cancels a call of its own: Ctrl+C raises KeyboardInterrupt).
+            away = full or code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) or (
                 seen_unavailable and code is grpc.StatusCode.DEADLINE_EXCEEDED)
             if not away:
                 raise

@@ -14,7 +14,7 @@ import time
 
 from . import names
 from .config import RenderedArgv, parse_config, run_command
-from .config.model import SweepConfig
+from .config.model import ParamPath, SweepConfig, Value
 from .errors import SweepdError
 from .store import command_to_json, point_from_json
 
@@ -34,6 +34,9 @@ def upgrade_1_to_2(db: sqlite3.Connection) -> None:
     command there when a client's first report started the run).
     """
     started = time.monotonic()
+    (count,) = db.execute("SELECT count(*) FROM runs").fetchone()
+    # Seconds for a few hundred thousand runs: say so before, not only after.
+    log.warning("upgrading the database from schema version 1 to 2 (%d run(s))...", count)
     db.execute("BEGIN IMMEDIATE")
     try:
         configs = {row[0]: _config(row[0], row[1])
@@ -49,7 +52,7 @@ def upgrade_1_to_2(db: sqlite3.Connection) -> None:
             old_argv = json.loads(argv_json)
             config = configs.get(sweep_id)
             if config is not None:
-                command = run_command(config, point_from_json(point_json))
+                command = run_command(config, _point(run_id, point_json))
             else:
                 # A config this version refuses (its sweep is not loaded): before its run
                 # started, the stored argv was the rendered command; the marks are unknown.
@@ -66,6 +69,19 @@ def upgrade_1_to_2(db: sqlite3.Connection) -> None:
         raise
     log.warning("database upgraded from schema version 1 to 2: %d run(s) (%.0f ms)",
                 len(rows), (time.monotonic() - started) * 1000)
+
+
+def _point(run_id: str, text: str) -> dict[ParamPath, Value]:
+    """A run's stored point, refused as damage (ValueError, which start-up reports as a
+    damaged database) unless it is the list of [path, value] pairs version 1 wrote."""
+    pairs = json.loads(text)
+    if not isinstance(pairs, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], list)
+            and pair[0] and all(isinstance(part, str) for part in pair[0])
+            for pair in pairs):
+        raise ValueError(f"run {run_id}: its stored point {text[:200]!r} is not a list of"
+                         " [path, value] pairs")
+    return point_from_json(text)
 
 
 def _config(sweep_id: str, text: str) -> SweepConfig | None:

@@ -144,7 +144,7 @@ class GuardedServer:
 
     def __init__(self, server: grpc.aio.Server, token: str | None, hint: str) -> None:
         self._server = server
-        self._expected = f"Bearer {token}".encode() if token is not None else None
+        self._expected = token.encode() if token is not None else None
         self._hint = hint
 
     def add_registered_method_handlers(self, service: str,
@@ -164,8 +164,11 @@ class GuardedServer:
         for key, value in context.invocation_metadata() or ():
             if key == AUTH_METADATA_KEY:
                 given = value if isinstance(value, str) else value.decode(errors="replace")
-        # Constant time, so that the token cannot be found byte by byte from timings.
-        if given and hmac.compare_digest(given.encode(), self._expected):
+        # The scheme in any case (RFC 7235); the token compared in constant time, so that it
+        # cannot be found byte by byte from timings.
+        scheme, _, credentials = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(),
+                                                              self._expected):
             return ""
         # Programs in other languages meet this first: name the header before the CLI flags.
         return (("missing token" if not given else "wrong token")

@@ -50,10 +50,10 @@ def check_record_order(run: Run, records: Sequence[MetricRecord]) -> list[Metric
             stored = (f"has records 0..{run.next_record_index - 1}"
                       if run.next_record_index else "has no records yet")
             raise InvalidArgument(
-                f"records[{seen[rec.index]}].index: {rec.index} skips ahead; run {run.id}"
-                f" (attempt {run.attempt}) {stored} and the next it accepts is {expected}:"
-                f" send the records from {expected} on first (nothing of this batch was"
-                " stored)"
+                f"records[{seen[rec.index]}].index: {rec.index} skips ahead: the batch has no"
+                f" record {expected}; run {run.id} (attempt {run.attempt}) {stored} and accepts"
+                f" {run.next_record_index} next: send a batch without gaps from"
+                f" {run.next_record_index} on (nothing of this batch was stored)"
             )
         expected += 1
     return fresh

@@ -61,7 +61,11 @@ def held_run(state: State, run_id: str, attempt: int, worker_id: str) -> Run:
     if attempt != run.attempt:
         raise FailedPrecondition(stale)
     if run.state.is_ended:
-        raise FailedPrecondition(f"run {run_id} already ended {run.state.value}")
+        raise FailedPrecondition(
+            f"run {run_id} already ended {run.state.value}: nothing more is stored for it"
+            f" (records belong before its end, in ReportMetrics or in the FinishRun that ends"
+            f" it; a repeated FinishRun is answered again only with the same state, exit code"
+            f" and records already stored)")
     if not run.state.is_active:
         raise FailedPrecondition(f"run {run_id} is {run.state.value}, not running")
     return run

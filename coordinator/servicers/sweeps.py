@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TypeAlias
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TypeAlias, TypeVar
 
 import grpc
 from sweepd.v1 import common_pb2, sweeps_pb2, sweeps_pb2_grpc
@@ -14,7 +15,7 @@ from ..config.model import SweepConfig
 from ..dispatcher import Dispatcher, read_config
 from ..dispatcher.checks import check_sweep_options
 from ..domain import DEFAULT_QUEUE
-from ..errors import InvalidArgument, SweepdError
+from ..errors import InvalidArgument, SweepdError, Unavailable
 from .convert import (
     event_to_proto,
     record_to_proto,
@@ -35,6 +36,10 @@ LOG_FOLLOW_POLL_S = 0.2
 # WatchSweep gathers the changes of this long before sending them: a burst of metric reports
 # becomes one update per run, and a watcher costs the coordinator a bounded rate of messages.
 WATCH_BATCH_S = 0.1
+# How often a read is built again after the commit it waited for failed, before the failure
+# is the answer (the client library tries again).
+READ_REBUILDS = 3
+T = TypeVar("T")
 
 
 def _require(value: str, field: str) -> str:
@@ -63,6 +68,22 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.d = dispatcher
 
+    async def _committed(self, answer: Callable[[], T]) -> T:
+        """``answer()``, a reply built from memory, sent once what it shows is committed:
+        memory may hold changes of ask/tell calls whose group commit is still open, and a
+        reply must never show one that a failed commit then takes back (it is built again
+        from the restored memory)."""
+        for _ in range(READ_REBUILDS):
+            reply = answer()
+            try:
+                await self.d.durable()
+                return reply
+            except Unavailable:
+                continue
+        reply = answer()
+        await self.d.durable()
+        return reply
+
     @maps_errors
     async def CreateSweep(
         self, request: sweeps_pb2.CreateSweepRequest, context: Context
@@ -87,14 +108,14 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     async def GetSweep(self, request: sweeps_pb2.GetSweepRequest, context: Context
                        ) -> common_pb2.Sweep:
         view = self.d.get_sweep(_require(request.sweep_id, "sweep_id"))
-        return sweep_to_proto(view, self.d)
+        return await self._committed(lambda: sweep_to_proto(view, self.d))
 
     @maps_errors
     async def ListSweeps(self, request: sweeps_pb2.ListSweepsRequest, context: Context
                          ) -> sweeps_pb2.ListSweepsResponse:
-        return sweeps_pb2.ListSweepsResponse(
+        return await self._committed(lambda: sweeps_pb2.ListSweepsResponse(
             sweeps=[sweep_to_proto(v, self.d) for v in self.d.list_sweeps()]
-        )
+        ))
 
     @maps_errors
     async def SetSweepState(self, request: sweeps_pb2.SetSweepStateRequest, context: Context
@@ -115,18 +136,24 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     async def ListRuns(self, request: sweeps_pb2.ListRunsRequest, context: Context
                        ) -> sweeps_pb2.ListRunsResponse:
         view = self.d.get_sweep(_require(request.sweep_id, "sweep_id"))
-        return runs_page(view, request.page_size, request.page_token)
+        return await self._committed(
+            lambda: runs_page(view, request.page_size, request.page_token))
 
     @maps_errors
     async def GetRun(self, request: sweeps_pb2.GetRunRequest, context: Context
                      ) -> sweeps_pb2.GetRunResponse:
         run = self.d.get_run(_require(request.run_id, "run_id"))
-        history = self.d.history(run) if request.include_history else []
-        events = self.d.events(run) if request.include_history else []
-        return sweeps_pb2.GetRunResponse(
-            run=run_to_proto(run, log_tail=True), history=[record_to_proto(r) for r in history],
-            events=[event_to_proto(e) for e in events],
-        )
+
+        def answer() -> sweeps_pb2.GetRunResponse:
+            history = self.d.history(run) if request.include_history else []
+            events = self.d.events(run) if request.include_history else []
+            return sweeps_pb2.GetRunResponse(
+                run=run_to_proto(run, log_tail=True),
+                history=[record_to_proto(r) for r in history],
+                events=[event_to_proto(e) for e in events],
+            )
+
+        return await self._committed(answer)
 
     @maps_errors
     async def GetParamImportance(self, request: sweeps_pb2.GetParamImportanceRequest,
@@ -181,6 +208,8 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
             await context.abort(status_of(exc), details_of(exc))
             return
         try:
+            with contextlib.suppress(Unavailable):
+                await self.d.durable()
             sent = sweep_to_proto(view, self.d)
             yield sweeps_pb2.SweepUpdate(sweep=sent)
             for run in list(view.runs.values()):
@@ -189,6 +218,9 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
             while not over:
                 await watch.wake.wait()
                 await asyncio.sleep(WATCH_BATCH_S)
+                # Not before the changes are committed (a failed commit's are taken back).
+                with contextlib.suppress(Unavailable):
+                    await self.d.durable()
                 # Decided before this batch is taken: changes that arrive while it is being
                 # sent (the last runs ending with the sweep) go out in one more batch.
                 over = self.d.watch_is_over(view)

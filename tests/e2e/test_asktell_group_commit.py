@@ -139,6 +139,7 @@ def test_a_tell_in_finish_is_stored_and_a_retry_is_answered_the_same(cluster: Cl
                 run_id=other.id, attempt=other.attempt, state=common_pb2.RUN_STATE_FINISHED,
                 client_id="t", records=[common_pb2.MetricRecord(index=2, values={"loss": 1})]))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "has no records yet and the next it accepts is 0" in (err.value.details() or "")
+        assert "the batch has no record 0" in (err.value.details() or "")
+        assert "has no records yet and accepts 0 next" in (err.value.details() or "")
         still = stub.GetRun(sweeps_pb2.GetRunRequest(run_id=other.id)).run
         assert still.state in (common_pb2.RUN_STATE_ASSIGNED, common_pb2.RUN_STATE_RUNNING)

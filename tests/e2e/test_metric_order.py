@@ -46,7 +46,7 @@ def test_report_metrics_stores_or_refuses_every_record(cluster: Cluster, tmp_pat
     report((0, 5.0), (1, 4.0))
     assert "records[1].index: 2 appears twice" in refused((2, 3.0), (2, 9.0))
     details = refused((3, 3.0), (4, 2.0))
-    assert "records[0].index: 3 skips ahead" in details and "accepts is 2" in details
+    assert "records[0].index: 3 skips ahead" in details and "accepts 2 next" in details
     assert history() == [(0, 5.0), (1, 4.0)]
     report((1, 4.0), (2, 3.0))  # a resend and the missing record: stored once each
     report((3, math.nan), (4, -math.inf), (5, 1.0))

@@ -282,3 +282,20 @@ def test_workers_assigned_from_a_group_get_their_orders_after_it_commits(
 
     asyncio.run(main())
     store.close()
+
+
+def test_the_token_scheme_is_read_in_any_case() -> None:
+    from sweepd.coordinator.security import GuardedServer
+
+    class Context:
+        def __init__(self, value: str) -> None:
+            self.value = value
+
+        def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+            return (("authorization", self.value),)
+
+    guard = GuardedServer(None, "t" * 20, "hint")  # type: ignore[arg-type]
+    for good in ("Bearer " + "t" * 20, "bearer " + "t" * 20, "BEARER " + "t" * 20):
+        assert guard.refusal(Context(good)) == ""  # type: ignore[arg-type]
+    for bad in ("Bearer " + "t" * 19, "Basic " + "t" * 20, "t" * 20, "Bearer"):
+        assert "wrong token" in guard.refusal(Context(bad))  # type: ignore[arg-type]

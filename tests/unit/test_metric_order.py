@@ -67,7 +67,7 @@ def test_records_after_a_gap_are_refused_naming_the_index_to_send(tmp_path: Path
     d.worker_message(session, 2, MetricsEvent(run.id, 1, [rec(5), rec(6)]))
     ack = acks(session)[-1]
     assert ack.seq == 2 and "records[0].index: 5 skips ahead" in ack.refused
-    assert "the next it accepts is 2" in ack.refused
+    assert "accepts 2 next" in ack.refused
     assert [r.index for r in d.history(run)] == [0, 1] and run.next_record_index == 2
     # The sender acts on it: the missing records first, then the rest; and a resend of
     # records already stored is skipped, not stored twice.
@@ -133,3 +133,14 @@ def test_a_proposed_interval_that_is_a_duration_gets_a_finite_one(tmp_path: Path
                                                    heartbeat_interval_s=proposed))
         _, welcome = d.attach_worker(hello)
         assert 0 < welcome.heartbeat_interval_s <= 60 and math.isfinite(welcome.lease_s)
+
+
+def test_a_gap_inside_a_batch_names_the_missing_record_and_the_index_to_send(
+        tmp_path: Path) -> None:
+    d, session, run = setup(tmp_path)
+    d.worker_message(session, 1, MetricsEvent(run.id, 1, [rec(0), rec(1)]))
+    d.worker_message(session, 2, MetricsEvent(run.id, 1, [rec(2), rec(3), rec(5)]))
+    refused = acks(session)[-1].refused
+    assert "records[2].index: 5 skips ahead: the batch has no record 4" in refused
+    assert "has records 0..1 and accepts 2 next" in refused
+    assert [r.index for r in d.history(run)] == [0, 1]

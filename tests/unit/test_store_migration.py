@@ -191,3 +191,19 @@ def test_an_upgraded_run_is_assigned_with_its_stored_command(tmp_path: Path) -> 
     assert (order.run_id, order.attempt) == ("macros01-2", 2)
     assert (order.argv, order.literal_argv) == (rendered(2), (4, 5))
     assert order.params == {"a": 2, "tag": "${envvar:HOME}"}
+
+
+@pytest.mark.parametrize("point_json", ["null", '[[[], 1]]', '{"lr": 0.1}', '[["lr", 1]]'])
+def test_a_garbled_version_1_point_is_damage_and_the_file_stays_at_version_1(
+        tmp_path: Path, point_json: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "db.sqlite3"
+    write_fixture(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE runs SET point_json=? WHERE rowid=1", (point_json,))
+    db.commit()
+    db.close()
+    # ValueError: what start-up reports as a damaged database (exit 3, the file named).
+    with pytest.raises(ValueError, match="stored point .* is not a list of"):
+        Store(path)
+    assert version(path) == "1" and "params_json" in columns(path)
+    assert "upgrading the database from schema version 1 to 2" in caplog.text

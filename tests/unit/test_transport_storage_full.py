@@ -103,3 +103,21 @@ def test_other_resource_exhausted_answers_are_not_retried(details: str) -> None:
     with pytest.raises(grpc.RpcError):
         retry_while_unavailable(attempt, timeout=30, wait_s=60, sleep=clock.sleep, clock=clock)
     assert len(tries) == 1
+
+
+def test_a_call_cancelled_by_a_stopping_coordinator_is_tried_again() -> None:
+    """A coordinator that stops (SIGTERM, a restart) cancels the calls in flight: a
+    safe-to-repeat call waits for it to come back instead of failing CANCELLED."""
+    clock = _Clock()
+    answers: list[object] = [_Error(grpc.StatusCode.CANCELLED, "CANCELLED"),
+                             _Error(grpc.StatusCode.UNAVAILABLE, "connection refused"),
+                             "answer"]
+
+    def attempt(timeout: float) -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retry_while_unavailable(attempt, timeout=5.0, sleep=clock.sleep,
+                                   clock=clock) == "answer"
