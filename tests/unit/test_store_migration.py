@@ -203,7 +203,7 @@ def test_a_garbled_version_1_point_is_damage_and_the_file_stays_at_version_1(
     db.commit()
     db.close()
     # ValueError: what start-up reports as a damaged database (exit 3, the file named).
-    with pytest.raises(ValueError, match="stored point .* is not a list of"):
+    with pytest.raises(ValueError, match=r"stored point .* is not a list of"):
         Store(path)
     assert version(path) == "1" and "params_json" in columns(path)
     assert "upgrading the database from schema version 1 to 2" in caplog.text
