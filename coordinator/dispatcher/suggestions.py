@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import names
 from ..domain import Run, RunState, best_of
-from ..search import Batch, rng_for, suggest, suggest_batch
+from ..search import Batch, needs_history, rng_for, suggest, suggest_batch
 from ..search.base import Suggestion, Trial, TrialState
 from .state import State
 from .views import Prepared, SweepView
@@ -70,13 +70,13 @@ class Suggestions:
         self._on_prepared = on_prepared
 
     def next(self, view: SweepView) -> Suggestion | None:
-        """The next point for a taker that does not wait in line (a worker slot, or a client
-        before it queues), or None if there is none now (exhausted, or being prepared:
-        ``exhausted_reason`` tells which; a fit is then started)."""
+        """The next point for a taker not in line (a worker slot, a client before it queues),
+        or None for none now (exhausted or being prepared: see ``exhausted_reason``)."""
         if view.sweep.exhausted_reason:
             return None
         if view.config.method in INLINE_METHODS or self.executor is None:
-            suggestion = suggest(view.config, self._trials(view), self._rng(view))
+            trials = self._trials(view) if needs_history(view.config) else []  # O(runs)
+            suggestion = suggest(view.config, trials, self._rng(view))
             if suggestion is None:
                 self._mark_exhausted(view)
             else:

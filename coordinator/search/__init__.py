@@ -31,6 +31,14 @@ METHODS: dict[str, SuggestFn] = {
 }
 
 
+def needs_history(config: SweepConfig) -> bool:
+    """Whether ``suggest`` reads the trials for ``config`` (random search over a space that is
+    not fully discrete does not): a caller may then pass none and skip building them."""
+    if config.method == "random" and METHODS["random"] is random.suggest:
+        return random.needs_history(config)
+    return True
+
+
 def suggest(
     config: SweepConfig, trials: Sequence[Trial], rng: np.random.Generator
 ) -> Suggestion | None:
@@ -153,6 +161,7 @@ __all__ = [
     "SuggestFn",
     "Suggestion",
     "Trial",
+    "needs_history",
     "rng_for",
     "suggest",
     "suggest_batch",

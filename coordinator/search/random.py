@@ -30,6 +30,11 @@ MAX_REJECTIONS = 64
 MAX_ENUMERATED_POINTS = 2_000_000
 
 
+def needs_history(config: SweepConfig) -> bool:
+    """Whether ``suggest`` reads the trials: only to avoid repeats in a fully discrete space."""
+    return all(dist.is_discrete(p) for p in config.parameters)
+
+
 def suggest(
     config: SweepConfig, trials: Sequence[Trial], rng: np.random.Generator
 ) -> Suggestion | None:
