@@ -38,6 +38,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing as mp  # noqa: E402
@@ -495,7 +497,8 @@ def _wait_go(ready: Any, go: Any) -> Window:
 
 
 def sweepd_client(address: str, token: str, sweep_id: str, k: int, in_finish: bool,
-                  deadline: float, ready: Any, go: Any, out: Any) -> None:
+                  deadline: float, ready: Any, go: Any, out: Any,
+                  one_call: bool = False) -> None:
     """One client process of the throughput run: sync channel, one trial after another."""
     md = _md(token)
     client_id = f"bench-{k}-{os.getpid()}"
@@ -504,6 +507,10 @@ def sweepd_client(address: str, token: str, sweep_id: str, k: int, in_finish: bo
         stub = sweeps_pb2_grpc.SweepServiceStub(ch)
         grpc.channel_ready_future(ch).result(timeout=START_TIMEOUT_S)
         w = _wait_go(ready, go)
+        if one_call:
+            _one_call_trials(stub, sweep_id, client_id, md, deadline, w, r)
+            out.put(r)
+            return
         while (t0 := time.time()) < w.stop_at:
             try:
                 resp = stub.SuggestRun(sweeps_pb2.SuggestRunRequest(
@@ -524,6 +531,49 @@ def sweepd_client(address: str, token: str, sweep_id: str, k: int, in_finish: bo
                 r.in_window += 1
                 r.latencies.append(t1 - t0)
     out.put(r)
+
+
+def _one_call_trials(stub: Any, sweep_id: str, client_id: str, md: Any, deadline: float,
+                     w: Window, r: ClientResult) -> None:
+    """Trials as one call each: SuggestRun carrying the previous run's finish (its record
+    inside) answers the next run. A trial counts from the call that starts it to the call
+    that acknowledges its end; the run held when the window closes is finished after it."""
+    held: tuple[common_pb2.Run, float, float] | None = None  # run, value, when it started
+    while time.time() < w.stop_at:
+        request = sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id, client_id=client_id)
+        if held is not None:
+            run, value, _ = held
+            request.finish.CopyFrom(sweeps_pb2.FinishRunRequest(
+                run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED,
+                exit_code=0, records=[common_pb2.MetricRecord(index=0, values={METRIC: value})]))
+        try:
+            resp = stub.SuggestRun(request, metadata=md, timeout=deadline)
+        except grpc.RpcError as e:
+            r.errors[e.code().name] += 1
+            time.sleep(RETRY_PAUSE_S)
+            continue
+        t1 = time.time()
+        if held is not None and resp.HasField("finished"):
+            run, value, t0 = held
+            r.acked[run.id] = value
+            if w.measure_from <= t1 < w.stop_at:
+                r.in_window += 1
+                r.latencies.append(t1 - t0)
+        held = None
+        if not resp.HasField("run"):
+            r.empty += 1
+            time.sleep(RETRY_PAUSE_S)
+            continue
+        held = (resp.run, objective(params_of(resp.run)), t1)
+    if held is not None:
+        run, value, _ = held
+        with contextlib.suppress(grpc.RpcError):
+            stub.FinishRun(sweeps_pb2.FinishRunRequest(
+                run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED,
+                exit_code=0, client_id=client_id,
+                records=[common_pb2.MetricRecord(index=0, values={METRIC: value})]),
+                metadata=md, timeout=deadline)
+            r.acked[run.id] = value
 
 
 def optuna_storage(store: str, path: str) -> Any:
@@ -680,7 +730,11 @@ def throughput(args: argparse.Namespace, code: CoordinatorCode | None, in_finish
             load0 = os.getloadavg()[0]
             phase = run_processes(
                 [(sweepd_client, (coord.address, coord.token, sweep_id, k, in_finish,
-                                  args.deadline)) for k in range(args.clients)],
+                                  args.deadline))
+                 if not args.one_call else
+                 (functools.partial(sweepd_client, one_call=True),
+                  (coord.address, coord.token, sweep_id, k, in_finish, args.deadline))
+                 for k in range(args.clients)],
                 args.warmup, args.seconds, coord.pid,
                 Path(coord.state / "profile.txt") if args.profile else None,
                 args.profile_native)
@@ -932,6 +986,9 @@ def main() -> None:
                     help="send the record inside FinishRun (one ask + one tell per trial)"
                          " instead of ReportMetrics then FinishRun; default: on when the"
                          " generated FinishRunRequest has a `records` field")
+    ap.add_argument("--one-call", action="store_true",
+                    help="throughput: tell and ask in one call, SuggestRun carrying the previous"
+                         " run's finish with its record (SuggestRunRequest.finish)")
     ap.add_argument("--prefill", type=int, default=1000,
                     help="--bayes: finished runs put in the sweep before the window (default"
                          " %(default)s)")
@@ -978,6 +1035,8 @@ def main() -> None:
                      " checkout's stubs or in --coordinator-ref's protos); drop the flag")
         protocol = ("SuggestRun -> FinishRun(records)" if in_finish
                     else "SuggestRun -> ReportMetrics -> FinishRun")
+        if args.one_call:
+            protocol = "SuggestRun(finish: the previous run, its record inside), one call"
         print(f"protocol: {protocol} (FinishRunRequest.records"
               f" {'present' if has_records else 'absent'});"
               f" load average {' '.join(f'{x:.2f}' for x in os.getloadavg())};"

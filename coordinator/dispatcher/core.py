@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
 from ..config import SweepConfig
@@ -179,6 +179,10 @@ class Dispatcher:
         concurrent calls): answer only after it returns. Raises the store's error if the
         commit failed; nothing of the call was kept then."""
         await self.state.durable()
+
+    def durable_later(self) -> Callable[[], Awaitable[None]]:
+        """``durable()`` for the changes made so far, to await after other awaits."""
+        return self.state.durable_later()
 
     # -- queries: what servicers and the dashboard read -----------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..domain import Order, Run, WorkerInfo
@@ -133,12 +133,20 @@ class State:
         the group holding them failed (nothing of it was kept). Call it right after the
         request's ``commit_grouped()`` part, with no await between: the open group is then
         the one that holds the part (or a later one, if a commit in between flushed it)."""
+        await self.durable_later()()
+
+    def durable_later(self) -> Callable[[], Awaitable[None]]:
+        """``durable()`` for the changes made so far, to await later (after other awaits)."""
         group = self._group
-        if group is None:
-            return
-        await group.done.wait()
-        if group.error is not None:
-            raise group.error
+
+        async def wait() -> None:
+            if group is None:
+                return
+            await group.done.wait()
+            if group.error is not None:
+                raise group.error
+
+        return wait
 
     def _commit_group(self) -> None:
         try:

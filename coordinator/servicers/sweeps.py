@@ -14,7 +14,7 @@ from .. import limits
 from ..config.model import SweepConfig
 from ..dispatcher import Dispatcher, read_config
 from ..dispatcher.checks import check_sweep_options
-from ..domain import DEFAULT_QUEUE
+from ..domain import DEFAULT_QUEUE, Run
 from ..errors import InvalidArgument, SweepdError, Unavailable
 from .convert import (
     event_to_proto,
@@ -244,14 +244,26 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     @maps_errors
     async def SuggestRun(self, request: sweeps_pb2.SuggestRunRequest, context: Context
                          ) -> sweeps_pb2.SuggestRunResponse:
-        run, done = await self.d.suggest_for_client(
-            _require(request.sweep_id, "sweep_id"), request.client_id
-        )
+        sweep_id = _require(request.sweep_id, "sweep_id")
+        finished = None
+        if request.HasField("finish"):
+            finish = request.finish
+            if finish.client_id and finish.client_id != request.client_id:
+                raise InvalidArgument(
+                    f"finish.client_id: {finish.client_id!r} is not this request's client_id"
+                    f" {request.client_id!r}; leave it empty (the request's is used)")
+            finished = self._finish(finish, request.client_id, "finish.")
+        # The finish's commit, checked after the ask (which may wait for a point) as well.
+        finish_durable = self.d.durable_later()
+        run, done = await self.d.suggest_for_client(sweep_id, request.client_id)
+        await finish_durable()
         await self.d.durable()
         response = sweeps_pb2.SuggestRunResponse(sweep_done=done)
         if run is not None:
             response.run.CopyFrom(run_to_proto(run))
             response.lease_seconds = self.d.lease_s
+        if finished is not None:
+            response.finished.CopyFrom(run_to_proto(finished))
         return response
 
     @maps_errors
@@ -268,12 +280,18 @@ class SweepServicer(sweeps_pb2_grpc.SweepServiceServicer):
     @maps_errors
     async def FinishRun(self, request: sweeps_pb2.FinishRunRequest, context: Context
                         ) -> common_pb2.Run:
-        state = run_state_from_proto(request.state)
-        records = records_from_proto(request.records, self.d.now())
-        run = self.d.finish_from_client(
-            _require(request.run_id, "run_id"), request.attempt, state,
-            request.exit_code if request.HasField("exit_code") else None,
-            limits.check_text("reason", request.reason), request.client_id, records,
-        )
+        run = self._finish(request, request.client_id)
         await self.d.durable()
         return run_to_proto(run)
+
+    def _finish(self, request: sweeps_pb2.FinishRunRequest, client_id: str,
+                prefix: str = "") -> Run:
+        """FinishRun's change, for FinishRun and for SuggestRun's ``finish`` (whose fields
+        errors name with ``prefix``)."""
+        state = run_state_from_proto(request.state, f"{prefix}state")
+        records = records_from_proto(request.records, self.d.now(), f"{prefix}records")
+        return self.d.finish_from_client(
+            _require(request.run_id, f"{prefix}run_id"), request.attempt, state,
+            request.exit_code if request.HasField("exit_code") else None,
+            limits.check_text(f"{prefix}reason", request.reason), client_id, records,
+        )

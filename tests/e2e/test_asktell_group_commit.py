@@ -143,3 +143,63 @@ def test_a_tell_in_finish_is_stored_and_a_retry_is_answered_the_same(cluster: Cl
         assert "has no records yet and accepts 0 next" in (err.value.details() or "")
         still = stub.GetRun(sweeps_pb2.GetRunRequest(run_id=other.id)).run
         assert still.state in (common_pb2.RUN_STATE_ASSIGNED, common_pb2.RUN_STATE_RUNNING)
+
+
+def test_tell_and_ask_in_one_call(cluster: Cluster) -> None:
+    """SuggestRun carrying the previous run's finish: one call a trial in steady state."""
+    cluster.start_coordinator()
+    with cluster.channel() as channel:
+        stub = sweeps_pb2_grpc.SweepServiceStub(channel)
+        sweep_id = stub.CreateSweep(sweeps_pb2.CreateSweepRequest(
+            config_text=CONFIG.replace("run_cap: 100000", "run_cap: 12"))).sweep.id
+        ask = sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id, client_id="one")
+        reply = stub.SuggestRun(ask)
+        told: dict[str, float] = {}
+        while reply.HasField("run"):
+            run = reply.run
+            loss = _loss(run)
+            request = sweeps_pb2.SuggestRunRequest(
+                sweep_id=sweep_id, client_id="one", finish=sweeps_pb2.FinishRunRequest(
+                    run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED,
+                    records=[common_pb2.MetricRecord(index=0, values={"loss": loss})]))
+            reply = stub.SuggestRun(request)
+            again = stub.SuggestRun(request)  # a lost answer, resent: answered the same
+            assert again.run == reply.run and again.finished.state == reply.finished.state
+            assert reply.finished.id == run.id
+            assert reply.finished.state == common_pb2.RUN_STATE_FINISHED
+            assert reply.finished.summary["loss"] == loss
+            told[run.id] = loss
+        assert len(told) == 12 and reply.sweep_done
+        runs = stub.ListRuns(sweeps_pb2.ListRunsRequest(sweep_id=sweep_id)).runs
+        assert {r.id: r.summary["loss"] for r in runs} == told
+        assert all(r.state == common_pb2.RUN_STATE_FINISHED for r in runs)
+
+
+def test_a_refused_finish_in_suggest_run_suggests_nothing(cluster: Cluster) -> None:
+    cluster.start_coordinator()
+    with cluster.channel() as channel:
+        stub = sweeps_pb2_grpc.SweepServiceStub(channel)
+        sweep_id = stub.CreateSweep(sweeps_pb2.CreateSweepRequest(config_text=CONFIG)).sweep.id
+        run = stub.SuggestRun(sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id,
+                                                           client_id="c")).run
+        gap = sweeps_pb2.FinishRunRequest(
+            run_id=run.id, attempt=run.attempt, state=common_pb2.RUN_STATE_FINISHED,
+            records=[common_pb2.MetricRecord(index=1, values={"loss": 1.0})])
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SuggestRun(sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id, client_id="c",
+                                                         finish=gap))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "records[0].index: 1 skips ahead" in (err.value.details() or "")
+        other = sweeps_pb2.FinishRunRequest(run_id=run.id, attempt=run.attempt,
+                                            state=common_pb2.RUN_STATE_FINISHED,
+                                            client_id="someone-else")
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SuggestRun(sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id, client_id="c",
+                                                         finish=other))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "finish.client_id" in (err.value.details() or "")
+        # Nothing ended and nothing new: the client still holds its run.
+        held = stub.SuggestRun(sweeps_pb2.SuggestRunRequest(sweep_id=sweep_id, client_id="c"))
+        assert held.run.id == run.id and not held.HasField("finished")
+        assert stub.GetSweep(sweeps_pb2.GetSweepRequest(sweep_id=sweep_id)).run_counts == {
+            "ASSIGNED": 1}

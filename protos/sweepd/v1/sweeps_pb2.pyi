@@ -228,22 +228,26 @@ class ListWorkersResponse(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
 
 class SuggestRunRequest(_message.Message):
-    __slots__ = ("sweep_id", "client_id")
+    __slots__ = ("sweep_id", "client_id", "finish")
     SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
     sweep_id: str
     client_id: str
-    def __init__(self, sweep_id: _Optional[str] = ..., client_id: _Optional[str] = ...) -> None: ...
+    finish: FinishRunRequest
+    def __init__(self, sweep_id: _Optional[str] = ..., client_id: _Optional[str] = ..., finish: _Optional[_Union[FinishRunRequest, _Mapping]] = ...) -> None: ...
 
 class SuggestRunResponse(_message.Message):
-    __slots__ = ("run", "sweep_done", "lease_seconds")
+    __slots__ = ("run", "sweep_done", "lease_seconds", "finished")
     RUN_FIELD_NUMBER: _ClassVar[int]
     SWEEP_DONE_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
     run: _common_pb2.Run
     sweep_done: bool
     lease_seconds: float
-    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., sweep_done: _Optional[bool] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+    finished: _common_pb2.Run
+    def __init__(self, run: _Optional[_Union[_common_pb2.Run, _Mapping]] = ..., sweep_done: _Optional[bool] = ..., lease_seconds: _Optional[float] = ..., finished: _Optional[_Union[_common_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class ReportMetricsRequest(_message.Message):
     __slots__ = ("run_id", "attempt", "records", "client_id")
