@@ -15,10 +15,10 @@ run in the executor, one fit at a time per sweep, for every taker waiting at tha
 3. Each point, as soon as it is chosen, goes to the first client in line (woken), else is kept
    and the scheduler runs for waiting slots. Clients that came during the fit get the next,
    started at once. A fit is never thrown away for what changed while it ran.
-4. Kept points are handed out while fewer than k results arrived since their fit started (the
-   sweep's ``_stamp``): a batch of k is as good for k takers as k points chosen at once. Then
-   they are dropped and the next taker starts a fit, whose hyperparameter search starts where
-   the last one ended (``warm``).
+4. Kept points are handed out while fewer than 2k results arrived since their fit started
+   (``_stamp``): k takers running at once each miss up to k results anyway; with k, every
+   taker waited for a fit each round (8 clients: p50 31 -> 25 ms). Then they are dropped and
+   the next fit's hyperparameter search starts where the last one ended (``warm``).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class Suggestions:
         trials = self._trials(view)
         trials += [Trial(params=s.params, state="pending") for s in ahead]
         loop = asyncio.get_running_loop()
-        kept_for = Prepared(deque(), _stamp(view), k)
+        kept_for = Prepared(deque(), _stamp(view), 2 * k)
 
         def arrived(suggestion: Suggestion) -> None:  # called in the executor's thread
             with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
