@@ -9,7 +9,6 @@ The clients here are coroutines on one event loop driving the dispatcher as the 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,16 @@ from sweepd.coordinator.domain import MetricRecord, Run, RunState
 from sweepd.coordinator.errors import InvalidArgument, Unavailable
 from sweepd.coordinator.store import Store
 
+from .test_store_failures import FlakyStore
+
 RANDOM = ("method: random\nmetric: {name: loss, goal: minimize}\nrun_cap: 100000\n"
           "parameters:\n  a: {min: 0.0, max: 1.0}\n  b: {values: [1, 2, 3]}\n")
 GRID = ("method: grid\nprogram: train.py\nmetric: {name: loss, goal: minimize}\n"
         "parameters:\n  a: {values: [1, 2, 3, 4]}\n")
 
 
-class CountingStore(Store):
-    """Counts commits, and fails those whose number (from 1) is in ``fail``, as a full disk
-    does."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.commits = 0
-        self.fail: set[int] = set()
-        self.failed = 0
-
-    def _commit(self) -> None:
-        self.commits += 1
-        if self.commits in self.fail:
-            self.failed += 1
-            exc = sqlite3.OperationalError("database or disk is full")
-            exc.sqlite_errorcode = 13  # type: ignore[attr-defined]
-            raise exc
-        super()._commit()
+# Counts commits and fails those whose number (from 1) is in ``fail``, as a full disk does.
+CountingStore = FlakyStore
 
 
 def loss_of(run: Run) -> float:
