@@ -33,7 +33,7 @@ from aiohttp import web
 
 from ..dispatcher import Dispatcher, SweepView, SweepWatch
 from ..domain import Run
-from ..errors import FailedPrecondition, NotFound, SweepdError
+from ..errors import FailedPrecondition, NotFound, SweepdError, Unavailable
 from ..servicers.importance import importance_response
 from . import data
 from .auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL_S, Session, Sessions, same_secret
@@ -106,6 +106,8 @@ class Dashboard:
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                        ) -> web.StreamResponse:
         try:
+            if request.method == "GET":
+                await self._settled()
             response = await handler(request)
         except web.HTTPException as exc:
             response = exc
@@ -119,6 +121,12 @@ class Dashboard:
             response.headers.setdefault("Referrer-Policy", "no-referrer")
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    async def _settled(self) -> None:
+        """Waits for an open group commit of ask/tell calls, so that a page or a live batch
+        does not show a change that a failed commit then takes back."""
+        with contextlib.suppress(Unavailable):
+            await self.d.durable()
 
     @web.middleware
     async def _auth(self, request: web.Request,
@@ -362,6 +370,7 @@ class Dashboard:
                 woke = await _wait(watch.wake, LIVE_POLL_S)
                 if woke:
                     await asyncio.sleep(LIVE_BATCH_S)
+                    await self._settled()
                     rows = [data.run_row(view.runs[r]) for r in watch.take() if r in view.runs]
                     if rows:
                         await _send(response, "runs", {"runs": rows})
@@ -428,6 +437,7 @@ class Dashboard:
                 woke = await _wait(watch.wake, LIVE_POLL_S)
                 if woke:
                     await asyncio.sleep(LIVE_BATCH_S)
+                    await self._settled()
                     watch.take()
                 run = self.d.get_run(run.id)
                 row = data.run_row(run)
