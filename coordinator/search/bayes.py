@@ -68,12 +68,11 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.special
 from numpy.typing import NDArray
 from threadpoolctl import ThreadpoolController
 
 from ..config.model import Impute, ParamPath, SweepConfig, Value
-from . import gp
+from . import acquisition, gp
 from .base import Suggestion, Trial
 from .encoding import Encoding, SeenRows, build_encoding, row_keys
 from .warp import YWarp, fit_ywarp
@@ -98,31 +97,15 @@ FIT_MAX = 64
 # Hyperparameter-fit iteration caps: generous while the fit is cheap, bounded when not.
 FIT_MAXITER_SMALL = 100
 FIT_MAXITER_LARGE = 30
-# The local region is the bounding box of the local runs, widened by this fraction of its
-# width on each side (so the incumbent at the edge can still move outwards).
-BOX_MARGIN = 0.1
 
-# Acquisition search sizes: random candidates, perturbations of the best observed points,
-# then refinement rounds of local search with shrinking steps (in unit-cube units).
-N_RANDOM = 512
-N_CENTRES = 5
-N_LOCAL = 512
-LOCAL_SCALE = 0.1
-REFINE_SCALES = (0.05, 0.02, 0.005, 0.001)
-REFINE_TOP = 8
-REFINE_PER_CENTRE = 48
-# Candidates this close to a bound (unit-cube units) are also tried on it, all such
-# coordinates at once (see _bound_projections).
-BOUND_NEAR = 0.05
 # Candidates whose latent std is below this fraction of the signal std are "known": EI keeps
 # refining the incumbent in ever smaller steps once the model is confident, which spends runs
-# on re-measuring one point; such points rank last (by KNOWN_POINT_PENALTY in log EI). 0.001
+# on re-measuring one point; such points rank last (acquisition.KNOWN_POINT_PENALTY). 0.001
 # stops steps below ~0.1% of a length-scale; 0 let runs repeat the incumbent. Measured with
 # bench/search_quality.py against 0.005 without the 0.001 refinement step: mean rank 1.81 vs
 # 1.88, median regret 10-30× lower on Branin, Six-hump camel, Hartmann-3 and the categorical
 # mix, higher on noisy Branin and the integer Styblinski-Tang (bench/README.md).
 MIN_STD_FRACTION = 0.001
-KNOWN_POINT_PENALTY = 1e3
 # Noise variance (standardised units) of the fantasy observations at pending points: ~0, so
 # the model's uncertainty collapses there and the next suggestion moves away.
 FANTASY_NOISE = 1e-6
@@ -136,9 +119,6 @@ N_SNAP = 24
 # search cost ~5-10 ms a point (measured at n = 1000).
 BATCH_CANDIDATES = 256
 
-
-# An acquisition function: encoded candidates (m × dim) → scores (m,), larger is better.
-_Acq = Callable[[FloatArray], FloatArray]
 
 
 @dataclass(frozen=True)
@@ -394,7 +374,7 @@ def _model_batch(
         near = _nearest(x, x[best], LOCAL_MAX)
         x, y = x[near], y[near]
         best = 0
-        box = _box(enc, x)
+        box = acquisition.box_around(enc, x)
     warp = fit_ywarp(y)
     yw = warp.forward(y)
     fit_idx = _nearest(x, x[best], FIT_MAX) if x.shape[0] > FIT_MAX else np.arange(x.shape[0])
@@ -411,9 +391,9 @@ def _model_batch(
     lie_floor = float(np.median(yw))
     post = _believe(post, hist.x_pending, lie_floor)
     min_std = MIN_STD_FRACTION * math.sqrt(params.signal_var)
-    acq = _acquisition(post, f_best, min_std)
+    acq = acquisition.expected_improvement(post, f_best, min_std)
 
-    cand, score = _optimise_acquisition(enc, acq, x, mu_obs, box, rng)
+    cand, score = acquisition.optimise(enc, acq, x, mu_obs, box, rng)
     order = np.argsort(-score, kind="stable")[:N_SNAP]
     snapped, points = enc.snap(cand[order])
     snapped_score = acq(snapped)
@@ -443,7 +423,7 @@ def _model_batch(
         # under the model with the batch believed, one at a time, until none is left.
         post = _believe(post, enc.encode([s.params for s in out]), lie_floor)
         while len(out) < k:
-            acq = _acquisition(post, f_best, min_std)
+            acq = acquisition.expected_improvement(post, f_best, min_std)
             point = _exhausted_fallback(enc, taken, acq, rng, snapped, points)
             row = enc.encode([point.params])
             if row_keys(row)[0] in taken:
@@ -501,8 +481,7 @@ def _more_points(
         if len(out) == k:
             return out
         std = np.sqrt(np.maximum(var, 1e-12))
-        score = _log_ei(mean, std, f_best)
-        score = np.where(std >= min_std, score, score - KNOWN_POINT_PENALTY)
+        score = acquisition.score(mean, std, f_best, min_std)
         j = next((int(i) for i in np.argsort(-score, kind="stable")
                   if point_of(int(i))[1] not in taken), None)
         if j is None:
@@ -526,113 +505,16 @@ def _believe(post: gp.GPPosterior, xp: FloatArray, lie_floor: float) -> gp.GPPos
     return post.condition_on(xp, lie, noise_var=FANTASY_NOISE)
 
 
-def _acquisition(post: gp.GPPosterior, f_best: float, min_std: float) -> _Acq:
-    def acq(c: FloatArray) -> FloatArray:
-        m, s = post.predict(c)
-        score = _log_ei(m, s, f_best)
-        # A point the model already knows (std below MIN_STD_FRACTION of the signal) teaches
-        # nothing: it ranks below every point that is still uncertain.
-        return np.where(s >= min_std, score, score - KNOWN_POINT_PENALTY)
-
-    return acq
-
-
 def _nearest(x: FloatArray, centre: FloatArray, k: int) -> NDArray[np.intp]:
     d2 = np.sum((x - centre) ** 2, axis=1)
     idx = np.argpartition(d2, k - 1)[:k]
     return np.asarray(idx[np.argsort(d2[idx], kind="stable")], dtype=np.intp)
 
 
-def _box(enc: Encoding, x: FloatArray) -> FloatArray:
-    lo = x.min(axis=0)
-    hi = x.max(axis=0)
-    margin = BOX_MARGIN * (hi - lo)
-    box = np.vstack([np.clip(lo - margin, 0.0, 1.0), np.clip(hi + margin, 0.0, 1.0)])
-    cat = ~enc.numeric_mask()
-    box[0, cat], box[1, cat] = 0.0, 1.0
-    return box
-
-
-def _optimise_acquisition(
-    enc: Encoding,
-    acq: _Acq,
-    x_obs: FloatArray,
-    mu_obs: FloatArray,
-    box: FloatArray | None,
-    rng: np.random.Generator,
-) -> tuple[FloatArray, FloatArray]:
-    """Random + local candidates, then shrinking local search; returns all scored candidates."""
-    width = 1.0 if box is None else float(np.mean(box[1] - box[0]))
-    # Inside a trust region (long sweeps) the region is small: half the candidates suffice.
-    share = 1 if box is None else 2
-    n_local = N_LOCAL // share
-    centres = x_obs[np.argsort(mu_obs, kind="stable")[:N_CENTRES]]
-    local = enc.perturb(
-        rng,
-        np.repeat(centres, n_local // len(centres) + 1, axis=0)[:n_local],
-        LOCAL_SCALE * width,
-        box,
-    )
-    # Every candidate is rounded before it is scored (see Encoding.round_discrete).
-    cand = enc.round_discrete(np.vstack([enc.sample(rng, N_RANDOM // share, box), local]))
-    score = acq(cand)
-    for scale in REFINE_SCALES:
-        top = cand[np.argsort(-score, kind="stable")[:REFINE_TOP]]
-        per_centre = REFINE_PER_CENTRE // share
-        new = enc.round_discrete(
-            enc.perturb(rng, np.repeat(top, per_centre, axis=0), scale * width, box)
-        )
-        cand = np.vstack([cand, new])
-        score = np.concatenate([score, acq(new)])
-    top = cand[np.argsort(-score, kind="stable")[:REFINE_TOP]]
-    edges = enc.round_discrete(_bound_projections(enc, top, box))
-    return np.vstack([cand, edges]), np.concatenate([score, acq(edges)])
-
-
-def _bound_projections(enc: Encoding, top: FloatArray, box: FloatArray | None) -> FloatArray:
-    """Copies of the best candidates with coordinates near a bound of the space moved onto it:
-    each such coordinate alone, and all of them at once (a corner, when all are near).
-
-    Random and Gaussian steps reach a bound with probability zero, so without these an optimum
-    on a face or a corner of the box (a learning rate best at its maximum, a linear trend) is
-    approached but never measured: the issue's linear slope ended 10^-2.3 from its corner.
-    Only coordinates already within ``BOUND_NEAR`` move: projecting far ones as well sent runs
-    to the bounds wherever the model extrapolated a trend (bench: Ackley-5 median regret
-    1.9 -> 8.6, Hartmann-6 0.002 -> 0.2).
-    """
-    numeric = np.nonzero(enc.numeric_mask())[0]
-    if numeric.size == 0 or top.shape[0] == 0:
-        return np.zeros((0, enc.dim))
-    lo = np.zeros(enc.dim) if box is None else box[0]
-    hi = np.ones(enc.dim) if box is None else box[1]
-    out = []
-    for row in top:
-        near = row.copy()
-        moved = 0
-        for j in numeric:
-            # Only bounds of the space itself: a trust region's own edges are not special.
-            if row[j] <= BOUND_NEAR and lo[j] <= 0.0:
-                target = 0.0
-            elif row[j] >= 1.0 - BOUND_NEAR and hi[j] >= 1.0:
-                target = 1.0
-            else:
-                continue
-            single = row.copy()
-            single[j] = target
-            out.append(single)
-            near[j] = target
-            moved += 1
-        if moved > 1:
-            out.append(near)
-    if not out:
-        return np.zeros((0, enc.dim))
-    return np.asarray(out, dtype=np.float64)
-
-
 def _exhausted_fallback(
     enc: Encoding,
     seen: Container[bytes],
-    acq: _Acq,
+    acq: acquisition.Acq,
     rng: np.random.Generator,
     snapped: FloatArray,
     points: list[dict[ParamPath, Value]],
@@ -678,37 +560,3 @@ def _with_prediction(
         predicted_std=std if known else None,
         info=info,
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Acquisition
-
-# Below this standardised improvement the erfcx form of log EI loses precision and the
-# asymptotic expansion h(z) ≈ φ(z)/z² · (1 − 3/z² + 15/z⁴) is used instead.
-LOG_EI_ASYMPTOTIC_Z = -30.0
-# Above this the plain form φ(z) + zΦ(z) has no cancellation (and erfcx would overflow).
-LOG_EI_DIRECT_Z = -1.0
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def _log_ei(mean: FloatArray, std: FloatArray, f_best: float) -> FloatArray:
-    """log of expected improvement below ``f_best``, stable far into the tail.
-
-    EI = σ·h(z) with z = (f_best − μ)/σ and h(z) = φ(z) + zΦ(z); log h is computed in three
-    ranges so that it stays finite and ordered even where EI underflows to 0.
-    """
-    z = np.asarray((f_best - mean) / std, dtype=np.float64)
-    out = np.empty_like(z)
-    direct = z >= LOG_EI_DIRECT_Z
-    zd = z[direct]
-    h = np.exp(-0.5 * zd * zd - _LOG_SQRT_2PI) + zd * scipy.special.ndtr(zd)
-    out[direct] = np.log(np.maximum(h, 1e-300))
-    mid = (~direct) & (z > LOG_EI_ASYMPTOTIC_Z)
-    zm = z[mid]
-    bracket = 1.0 + zm * math.sqrt(math.pi / 2) * scipy.special.erfcx(-zm / math.sqrt(2))
-    out[mid] = -0.5 * zm * zm - _LOG_SQRT_2PI + np.log(np.maximum(bracket, 1e-300))
-    tail = z <= LOG_EI_ASYMPTOTIC_Z
-    zt = z[tail]
-    zt2 = zt * zt
-    out[tail] = -0.5 * zt2 - _LOG_SQRT_2PI - np.log(zt2) + np.log1p(-3.0 / zt2 + 15.0 / zt2**2)
-    return np.asarray(out + np.log(std), dtype=np.float64)

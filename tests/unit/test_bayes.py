@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sweepd.coordinator.config import distributions
 from sweepd.coordinator.config.model import MetricSpec, Parameter, SweepConfig
-from sweepd.coordinator.search import bayes, encoding, gp, sobol
+from sweepd.coordinator.search import acquisition, bayes, encoding, gp, sobol
 from sweepd.coordinator.search.base import Suggestion, Trial
 
 Objective = Callable[[dict], float]
@@ -330,7 +330,7 @@ def test_rounding_in_the_encoding_lands_on_the_decoded_value(param: Parameter) -
 def test_bound_projections_move_only_near_coordinates_onto_the_bounds() -> None:
     enc = encoding.build_encoding(UNIT2)
     top = np.array([[0.98, 0.5], [0.01, 0.995], [0.4, 0.6]])
-    out = bayes._bound_projections(enc, top, None)
+    out = acquisition.bound_projections(enc, top, None)
     rows = {tuple(r) for r in out.tolist()}
     assert (1.0, 0.5) in rows and (0.0, 0.995) in rows and (0.01, 1.0) in rows
     assert (0.0, 1.0) in rows  # both near: the corner
