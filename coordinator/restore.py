@@ -35,10 +35,10 @@ from .config import parse_config
 from .errors import SweepdError
 
 if TYPE_CHECKING:
+    from .database import Touched
     from .dispatcher.state import State
     from .dispatcher.views import SweepView
     from .domain import Run
-    from .store import Touched
 
 log = logging.getLogger("sweepd.coordinator")
 

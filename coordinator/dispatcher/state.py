@@ -17,10 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from ..database import Touched
 from ..domain import Order, Run, WorkerInfo
 from ..errors import NotFound, Unavailable
 from ..restore import load_from_store, restore_from_store
-from ..store import Store, Touched
+from ..store import Store
 from .leases import DEFAULT_LEASE_S, DEFAULT_MAX_RETRIES, RECONNECT_GRACE_S
 from .outbox import Outbox
 from .views import LiveLog, SweepView, WorkerSession
@@ -40,7 +41,7 @@ class _Group:
 class State:
     """Sweeps, runs, workers and sessions as this process sees them; see the module text.
 
-    A store.TransactionListener: a failed transaction's changes to memory are undone.
+    A database.TransactionListener: a failed transaction's changes to memory are undone.
     """
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
@@ -84,15 +85,8 @@ class State:
         if self.outbox.holding:
             yield
             return
-        self.outbox.holding = True
-        try:
-            with self.store.transaction():
-                yield
-                self._write_saved_runs()
-        except BaseException:
-            self._unwritten.clear()
-            self.outbox.drop()
-            raise
+        with self._transaction(defer_commit=False):
+            yield
         self.outbox.release()
 
     @contextlib.contextmanager
@@ -117,16 +111,23 @@ class State:
         if group is None:
             group = self._group = _Group(loop)
             loop.call_soon(self._commit_group)
+        with self._transaction(defer_commit=True):
+            yield
+        group.orders.extend(self.outbox.take_held())
+
+    @contextlib.contextmanager
+    def _transaction(self, *, defer_commit: bool) -> Iterator[None]:
+        """The store transaction of ``commit()`` or a part of a group: orders held, runs
+        saved inside written once at its end; on failure neither goes anywhere."""
         self.outbox.holding = True
         try:
-            with self.store.transaction(defer_commit=True):
+            with self.store.transaction(defer_commit=defer_commit):
                 yield
                 self._write_saved_runs()
         except BaseException:
             self._unwritten.clear()
             self.outbox.drop()
             raise
-        group.orders.extend(self.outbox.take_held())
 
     async def durable(self) -> None:
         """Returns once every change made so far is committed; raises the store's error if
@@ -196,7 +197,7 @@ class State:
         within = self.lease_s if within is None else within
         return self.clock() - session.info.last_heartbeat <= within
 
-    # -- store.TransactionListener --------------------------------------------------------
+    # -- database.TransactionListener-----------------------------------------------------
 
     def transaction_began(self) -> None:
         self._draining_mark = {w: s.draining for w, s in self.sessions.items()}

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import pytest
+from sweepd.coordinator.database import Touched
 from sweepd.coordinator.dispatcher import (
     Dispatcher,
     Hello,
@@ -24,7 +25,7 @@ from sweepd.coordinator.dispatcher import (
 )
 from sweepd.coordinator.domain import AckOrder, AssignOrder, MetricRecord, RunState, SweepState
 from sweepd.coordinator.errors import InvalidArgument, StorageFull, Unavailable
-from sweepd.coordinator.store import Store, Touched
+from sweepd.coordinator.store import Store
 
 SWEEP = ("method: grid\nprogram: train.py\nmetric: {name: loss, goal: minimize}\n"
          "parameters:\n  a: {values: [1, 2, 3]}\n")

@@ -14,9 +14,9 @@ from sweepd.common.transport import (
     retry_while_unavailable,
     storage_full,
 )
+from sweepd.coordinator.database import _store_error
 from sweepd.coordinator.errors import StorageFull
 from sweepd.coordinator.servicers.errors import status_of
-from sweepd.coordinator.store import _store_error
 
 
 class _Error(grpc.RpcError):
